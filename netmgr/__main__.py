@@ -1,0 +1,3 @@
+from netmgr.cli import main
+
+main()

@@ -1,0 +1,94 @@
+"""What every CLI command shares: settings (loaded on demand), the API client, output."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+if TYPE_CHECKING:
+    from netmgr.cli.client import ApiClient
+    from netmgr.config import Settings
+
+DEFAULT_SERVER = "http://127.0.0.1:8470"
+
+
+def credentials_path() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "netmgr" / "credentials.json"
+
+
+def load_saved_credentials() -> dict[str, str]:
+    p = credentials_path()
+    try:
+        return json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def save_credentials(server: str, token: str) -> Path:
+    p = credentials_path()
+    p.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    # Create with 0600 before writing: the token must never be world-readable, even briefly.
+    fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        json.dump({"server": server, "token": token}, f)
+    return p
+
+
+@dataclass
+class CliContext:
+    config_path: str | None = None
+    server: str | None = None
+    token: str | None = None
+    debug: bool = False
+    _settings: Settings | None = field(default=None, repr=False)
+
+    def settings(self) -> Settings:
+        """The validated settings; a bad config raises ConfigError (exit 2)."""
+        if self._settings is None:
+            from netmgr.config import load_settings
+
+            self._settings, _ = load_settings(self.config_path)
+        return self._settings
+
+    def client(self) -> ApiClient:
+        from netmgr.cli.client import ApiClient
+
+        saved = load_saved_credentials()
+        server = self.server or saved.get("server") or DEFAULT_SERVER
+        token = self.token or saved.get("token")
+        return ApiClient(server, token)
+
+
+def pass_ctx(f: Any) -> Any:
+    return click.pass_obj(f)
+
+
+def echo_json(data: Any) -> None:
+    """Machine output: JSON on stdout, UTF-8 kept as is (Vietnamese names stay readable)."""
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
+
+
+def print_table(rows: list[dict[str, Any]], columns: list[tuple[str, str]], title: str | None = None) -> None:
+    """People output: a rich table of ``rows`` with (key, header) ``columns``."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title, show_lines=False, header_style="bold")
+    for _key, header in columns:
+        table.add_column(header)
+    for row in rows:
+        table.add_row(*("" if row.get(k) is None else str(row.get(k)) for k, _ in columns))
+    Console().print(table)
+    if not rows:
+        click.echo("(none)")
+
+
+def json_option(f: Any) -> Any:
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")(f)

@@ -1,0 +1,162 @@
+"""SQLAlchemy models of the state store.
+
+Times are stored in UTC (naive in the database, aware in Python: see
+:class:`UTCDateTime`). Secrets that netmgr must hand to peers (SNMP communities
+and keys) are stored as given, because polling needs them in clear; keep the
+database file private (the systemd unit's StateDirectory is mode 0700).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in Python, naive UTC in the database (SQLite has no zones)."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store; pass an aware one")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON, list[str]: JSON}
+
+
+ZONE_LEVELS = ("province", "district", "commune", "village")
+
+
+class Zone(Base):
+    """A node of the zone tree; ``path`` is the stable ASCII id, ``name`` the display name."""
+
+    __tablename__ = "zones"
+
+    path: Mapped[str] = mapped_column(String(255), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255))
+    level: Mapped[str] = mapped_column(String(16))
+    parent: Mapped[str | None] = mapped_column(
+        String(255), ForeignKey("zones.path", ondelete="RESTRICT"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class User(Base):
+    """An API user. The token is kept only as its SHA-256 hash."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    can_emergency: Mapped[bool] = mapped_column(Boolean, default=False)
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    scopes: Mapped[list[UserZone]] = relationship(
+        cascade="all, delete-orphan", lazy="selectin"
+    )
+
+    @property
+    def zones(self) -> list[str]:
+        return sorted(s.zone for s in self.scopes)
+
+
+class UserZone(Base):
+    __tablename__ = "user_zones"
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    zone: Mapped[str] = mapped_column(
+        String(255), ForeignKey("zones.path", ondelete="RESTRICT"), primary_key=True
+    )
+
+
+class AuditEntry(Base):
+    """One write or refused write: who, what, when, from where, and how it ended."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_ts", "ts"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    ts: Mapped[datetime] = mapped_column(default=utcnow)
+    actor: Mapped[str] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(16))
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(String(255), default="")
+    zone: Mapped[str | None] = mapped_column(String(255))
+    outcome: Mapped[str] = mapped_column(String(16))  # ok | denied | error
+    detail: Mapped[str] = mapped_column(Text, default="")
+    remote: Mapped[str] = mapped_column(String(64), default="")
+
+
+class AccessPoint(Base):
+    """A Wi-Fi access point polled over SNMP."""
+
+    __tablename__ = "access_points"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    host: Mapped[str] = mapped_column(String(255))
+    port: Mapped[int] = mapped_column(Integer, default=161)
+    zone: Mapped[str] = mapped_column(
+        String(255), ForeignKey("zones.path", ondelete="RESTRICT"), index=True
+    )
+    lat: Mapped[float | None] = mapped_column(Float)
+    lon: Mapped[float | None] = mapped_column(Float)
+    tags: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    snmp_version: Mapped[str] = mapped_column(String(4), default="2c")
+    community: Mapped[str | None] = mapped_column(String(255))
+    v3_user: Mapped[str | None] = mapped_column(String(64))
+    v3_auth_proto: Mapped[str | None] = mapped_column(String(16))
+    v3_auth_key: Mapped[str | None] = mapped_column(String(255))
+    v3_priv_proto: Mapped[str | None] = mapped_column(String(16))
+    v3_priv_key: Mapped[str | None] = mapped_column(String(255))
+    profile: Mapped[str | None] = mapped_column(String(64))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Speaker(Base):
+    """A smart-radio loudspeaker node; ``id`` is its MQTT node id."""
+
+    __tablename__ = "speakers"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), default="")
+    zone: Mapped[str] = mapped_column(
+        String(255), ForeignKey("zones.path", ondelete="RESTRICT"), index=True
+    )
+    lat: Mapped[float | None] = mapped_column(Float)
+    lon: Mapped[float | None] = mapped_column(Float)
+    tags: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    model: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
