@@ -55,7 +55,7 @@ class DaemonSettings(Section):
         try:
             ZoneInfo(v)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {v!r}; use an IANA name such as Asia/Ho_Chi_Minh")
+            raise ValueError(f"unknown time zone {v!r}; use an IANA name such as Asia/Ho_Chi_Minh") from None
         return v
 
 

@@ -73,11 +73,15 @@ class LazyGroup(click.Group):
     type=click.Path(dir_okay=False),
     help="Config file (default /etc/netmgr/netmgr.toml, else ./netmgr.toml).",
 )
-@click.option("--server", envvar="NETMGR_SERVER", help="API URL (default: saved by login, else http://127.0.0.1:8470).")
+@click.option(
+    "--server", envvar="NETMGR_SERVER", help="API URL (default: saved by login, else http://127.0.0.1:8470)."
+)
 @click.option("--token", envvar="NETMGR_TOKEN", help="API token (default: saved by login).")
 @click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
 @click.pass_context
-def cli(ctx: click.Context, config_path: str | None, server: str | None, token: str | None, debug: bool) -> None:
+def cli(
+    ctx: click.Context, config_path: str | None, server: str | None, token: str | None, debug: bool
+) -> None:
     """netmgr: a province's smart Wi-Fi and smart radio from one daemon."""
     from netmgr.cli.context import CliContext
 
