@@ -1,0 +1,134 @@
+"""The strict config: every problem at once, with its path; secrets never shown."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from netmgr.cli import cli
+from netmgr.config import load_settings, redacted_dict
+from netmgr.errors import ConfigError
+
+
+def write(tmp_path, text):
+    p = tmp_path / "netmgr.toml"
+    p.write_text(text, encoding="utf-8")
+    return p
+
+
+def test_defaults_without_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    settings, path = load_settings(None, environ={})
+    assert path is None or not str(path).startswith(str(tmp_path))
+    assert settings.api.port == 8470
+    assert settings.daemon.timezone == "Asia/Ho_Chi_Minh"
+    assert settings.database_url.startswith("sqlite+aiosqlite:///")
+
+
+def test_every_problem_reported_with_its_path(tmp_path):
+    p = write(tmp_path, '[snmp]\nintervall = 30\ntimeout = "fast"\n[daemon]\ntimezone = "Mars/Olympus"\n')
+    with pytest.raises(ConfigError) as ei:
+        load_settings(p, environ={})
+    problems = ei.value.problems
+    assert len(problems) == 3
+    assert any(x.startswith("snmp.intervall: unknown key") for x in problems)
+    assert any(x.startswith("snmp.timeout: ") for x in problems)
+    assert any(x.startswith("daemon.timezone: unknown time zone 'Mars/Olympus'") for x in problems)
+    for line in str(ei.value).splitlines():
+        assert line.startswith(f"{p}: ")
+
+
+def test_unknown_section_is_an_error(tmp_path):
+    p = write(tmp_path, "[snpm]\ninterval = 30\n")
+    with pytest.raises(ConfigError) as ei:
+        load_settings(p, environ={})
+    assert ei.value.problems == [
+        "snpm: unknown key; remove it or check its spelling (see netmgr.example.toml)"
+    ]
+
+
+def test_toml_syntax_error_names_the_file(tmp_path):
+    p = write(tmp_path, "[snmp\n")
+    with pytest.raises(ConfigError) as ei:
+        load_settings(p, environ={})
+    assert str(ei.value).startswith(f"{p}: not valid TOML")
+
+
+def test_env_overrides_win_and_are_parsed(tmp_path):
+    p = write(tmp_path, "[snmp]\nretries = 2\n")
+    env = {"NETMGR_SNMP__RETRIES": "4", "NETMGR_API__HOST": "0.0.0.0", "NETMGR_MQTT__TLS": "true"}
+    s, _ = load_settings(p, environ=env)
+    assert s.snmp.retries == 4
+    assert s.api.host == "0.0.0.0"
+    assert s.mqtt.tls is True
+
+
+def test_bad_env_value_names_the_variable(tmp_path):
+    p = write(tmp_path, "")
+    with pytest.raises(ConfigError) as ei:
+        load_settings(p, environ={"NETMGR_SNMP__RETRIES": "99"})
+    assert ei.value.problems[0].startswith("snmp.retries: ")
+    assert ei.value.problems[0].endswith("(from NETMGR_SNMP__RETRIES)")
+
+
+def test_postgres_url_gets_async_driver(tmp_path):
+    p = write(tmp_path, '[database]\nurl = "postgresql://u@127.0.0.1:5432/db"\n')
+    s, _ = load_settings(p, environ={})
+    assert s.database_url == "postgresql+asyncpg://u@127.0.0.1:5432/db"
+
+
+def test_mqtt_cert_without_key_refused(tmp_path):
+    p = write(tmp_path, '[mqtt]\ncert_file = "/etc/c.pem"\n')
+    with pytest.raises(ConfigError) as ei:
+        load_settings(p, environ={})
+    assert "cert_file and key_file go together" in ei.value.problems[0]
+
+
+SECRETS = {
+    "snmp": {"default_community": "c0mmunity-s3cret"},
+    "mqtt": {"password": "mqtt-s3cret"},
+    "influxdb": {"token": "influx-s3cret"},
+    "grafana": {"token": "grafana-s3cret"},
+}
+
+
+def secret_toml():
+    return "".join(
+        f"[{sec}]\n" + "".join(f'{k} = "{v}"\n' for k, v in kv.items()) for sec, kv in SECRETS.items()
+    )
+
+
+def test_secrets_redacted_everywhere(tmp_path):
+    p = write(tmp_path, secret_toml())
+    s, _ = load_settings(p, environ={})
+    shown = json.dumps(redacted_dict(s)) + repr(s) + str(s)
+    for kv in SECRETS.values():
+        for v in kv.values():
+            assert v not in shown
+    assert s.mqtt.password.get_secret_value() == "mqtt-s3cret"
+
+
+def test_cli_check_exit_codes_and_show_redacts(tmp_path):
+    runner = CliRunner()
+    good = write(tmp_path, secret_toml())
+    r = runner.invoke(cli, ["--config", str(good), "config", "check"], env={})
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(cli, ["--config", str(good), "config", "show"], env={})
+    assert r.exit_code == 0
+    assert "mqtt-s3cret" not in r.output and "**********" in r.output
+    r = runner.invoke(cli, ["--config", str(good), "config", "show", "--json"], env={})
+    assert json.loads(r.output)["influxdb"]["token"] == "**********"
+
+
+def test_main_exits_2_naming_both_mistakes(tmp_path, capsys):
+    from netmgr.cli import main
+
+    bad = write(tmp_path, '[api]\nport = 70000\n[mqtt]\nqos = 1\n')
+    with pytest.raises(SystemExit) as ei:
+        main(["--config", str(bad), "config", "check"])
+    assert ei.value.code == 2
+    err = capsys.readouterr().err
+    assert f"{bad}: api.port: " in err
+    assert f"{bad}: mqtt.qos: unknown key" in err
