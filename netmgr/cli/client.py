@@ -45,9 +45,13 @@ class ApiClient:
             try:
                 body = r.json()
                 message = body.get("error") or str(body.get("detail"))
+                detail = body.get("detail")
+                if isinstance(detail, list) and all(isinstance(d, str) for d in detail):
+                    message += "".join(f"\n  {d}" for d in detail)  # e.g. an import's line problems
             except ValueError:
                 message = r.text.strip() or r.reason_phrase
-            raise ApiError(r.status_code, f"{message} (HTTP {r.status_code})")
+            first, _, rest = message.partition("\n")
+            raise ApiError(r.status_code, f"{first} (HTTP {r.status_code})" + (f"\n{rest}" if rest else ""))
         if r.status_code == 204 or not r.content:
             return None
         return r.json()

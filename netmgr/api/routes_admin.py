@@ -1,0 +1,100 @@
+"""/api/v1/users and /api/v1/audit."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from netmgr.api.deps import audited_write, page, principal, session
+from netmgr.auth import Principal, create_user
+from netmgr.errors import NotFound
+from netmgr.store.models import AuditEntry, User
+
+router = APIRouter()
+Caller = Annotated[Principal, Depends(principal)]
+Session = Annotated[AsyncSession, Depends(session)]
+
+
+class UserIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=64)
+    role: Literal["admin", "operator", "viewer"]
+    zones: list[str] = Field(default_factory=list, max_length=100)
+    can_emergency: bool = False
+
+
+def user_out(u: User) -> dict[str, Any]:
+    return {"name": u.name, "role": u.role, "zones": u.zones, "can_emergency": u.can_emergency,
+            "disabled": u.disabled, "created_at": u.created_at.isoformat()}
+
+
+@router.get("/users", tags=["users"])
+async def list_users(who: Caller, s: Session) -> dict[str, Any]:
+    who.require_admin("list users")
+    return page([user_out(u) for u in await s.scalars(select(User).order_by(User.name))])
+
+
+@router.get("/whoami", tags=["users"])
+async def whoami(who: Caller) -> dict[str, Any]:
+    return {"name": who.name, "role": who.role, "zones": list(who.zones), "can_emergency": who.can_emergency}
+
+
+@router.post("/users", tags=["users"], status_code=201)
+async def add_user(body: UserIn, request: Request, who: Caller) -> dict[str, Any]:
+    async with audited_write(request, who, "user.add", body.name, None, check="admin") as s:
+        user, token = await create_user(s, body.name, body.role, body.zones, body.can_emergency,
+                                        actor=who.name)
+        out = user_out(user) | {"token": token}
+    return out
+
+
+@router.post("/users/{name}/disable", tags=["users"])
+async def disable_user(name: str, request: Request, who: Caller) -> dict[str, Any]:
+    async with audited_write(request, who, "user.disable", name, None, check="admin") as s:
+        user = await s.scalar(select(User).where(User.name == name))
+        if user is None:
+            raise NotFound(f"user {name!r} not found")
+        user.disabled = True
+        out = user_out(user)
+    return out
+
+
+def audit_out(a: AuditEntry) -> dict[str, Any]:
+    return {"id": a.id, "ts": a.ts.isoformat(), "actor": a.actor, "role": a.role, "action": a.action,
+            "target": a.target, "zone": a.zone, "outcome": a.outcome, "detail": a.detail,
+            "remote": a.remote}
+
+
+@router.get("/audit", tags=["audit"])
+async def list_audit(
+    who: Caller, s: Session,
+    since: datetime | None = None,
+    actor: str | None = None,
+    outcome: Literal["ok", "denied", "error"] | None = None,
+    zone: str | None = None,
+    action: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=10000)] = 200,
+) -> dict[str, Any]:
+    """Newest first. Operators see their own actions and those in their zones."""
+    q = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)
+    if since:
+        q = q.where(AuditEntry.ts >= (since if since.tzinfo else since.replace(tzinfo=UTC)))
+    if actor:
+        q = q.where(AuditEntry.actor == actor)
+    if outcome:
+        q = q.where(AuditEntry.outcome == outcome)
+    if action:
+        q = q.where(AuditEntry.action.startswith(action))
+    if zone:
+        q = q.where(or_(AuditEntry.zone == zone, AuditEntry.zone.startswith(zone + "/")))
+    if who.role == "operator":
+        scope = [AuditEntry.actor == who.name]
+        for z in who.zones:
+            scope += [AuditEntry.zone == z, AuditEntry.zone.startswith(z + "/")]
+        q = q.where(or_(*scope))
+    return page([audit_out(a) for a in await s.scalars(q)])

@@ -1,0 +1,209 @@
+"""/api/v1/aps and /api/v1/speakers: the inventory, written only inside the caller's zones."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from netmgr.api.deps import audited_write, page, principal, session
+from netmgr.api.routes_zones import ImportIn
+from netmgr.auth import Principal
+from netmgr.errors import Conflict, NotFound, UsageError
+from netmgr.inventory import ApIn, SpeakerIn, validate_records
+from netmgr.records import ImportRefused, parse_records
+from netmgr.store.models import AccessPoint, Speaker, Zone
+
+router = APIRouter()
+Caller = Annotated[Principal, Depends(principal)]
+Session = Annotated[AsyncSession, Depends(session)]
+MASK = "********"
+
+
+def ap_out(ap: AccessPoint) -> dict[str, Any]:
+    snmp: dict[str, Any] = {"version": ap.snmp_version}
+    if ap.snmp_version == "3":
+        snmp |= {"v3_user": ap.v3_user, "auth_proto": ap.v3_auth_proto, "priv_proto": ap.v3_priv_proto,
+                 "auth_key": MASK if ap.v3_auth_key else None, "priv_key": MASK if ap.v3_priv_key else None}
+    else:
+        snmp["community"] = MASK if ap.community else "(default)"
+    return {"name": ap.name, "host": ap.host, "port": ap.port, "zone": ap.zone, "lat": ap.lat,
+            "lon": ap.lon, "tags": ap.tags, "snmp": snmp, "profile": ap.profile, "enabled": ap.enabled}
+
+
+def speaker_out(sp: Speaker) -> dict[str, Any]:
+    return {"id": sp.id, "name": sp.name, "zone": sp.zone, "lat": sp.lat, "lon": sp.lon,
+            "tags": sp.tags, "model": sp.model}
+
+
+def _secret(v: Any) -> str | None:
+    return v.get_secret_value() if v is not None else None
+
+
+def apply_ap(ap: AccessPoint, body: ApIn) -> AccessPoint:
+    ap.name, ap.host, ap.port, ap.zone = body.name, body.host, body.port, body.zone
+    ap.lat, ap.lon, ap.tags, ap.profile = body.lat, body.lon, body.tags, body.profile
+    sn = body.snmp
+    ap.snmp_version, ap.community = sn.version, _secret(sn.community)
+    ap.v3_user, ap.v3_auth_proto, ap.v3_auth_key = sn.v3_user, sn.auth_proto, _secret(sn.auth_key)
+    ap.v3_priv_proto, ap.v3_priv_key = sn.priv_proto, _secret(sn.priv_key)
+    return ap
+
+
+def apply_speaker(sp: Speaker, body: SpeakerIn) -> Speaker:
+    sp.id, sp.name, sp.zone, sp.model = body.id, body.name, body.zone, body.model
+    sp.lat, sp.lon, sp.tags = body.lat, body.lon, body.tags
+    return sp
+
+
+def zone_filter(column: Any, zone: str | None) -> Any:
+    return or_(column == zone, column.startswith(zone + "/")) if zone else True
+
+
+async def require_zone(s: AsyncSession, zone: str, field: str = "body.zone") -> None:
+    if await s.get(Zone, zone) is None:
+        raise UsageError(f"{field}: unknown zone {zone}; create it first (netmgr zone add)")
+
+
+def tag_filter(items: list[Any], tag: str | None) -> list[Any]:
+    if not tag:
+        return items
+    k, _, v = tag.partition("=")
+    return [i for i in items if k in i.tags and (not v or i.tags[k] == v)]
+
+
+# ---------------------------------------------------------------------------- APs
+
+
+@router.get("/aps", tags=["aps"])
+async def list_aps(_: Caller, s: Session, zone: str | None = None, tag: str | None = None) -> dict[str, Any]:
+    rows = list(await s.scalars(select(AccessPoint).where(zone_filter(AccessPoint.zone, zone))
+                                .order_by(AccessPoint.name)))
+    return page([ap_out(a) for a in tag_filter(rows, tag)])
+
+
+async def _ap(s: AsyncSession, name: str) -> AccessPoint:
+    ap = await s.scalar(select(AccessPoint).where(AccessPoint.name == name))
+    if ap is None:
+        raise NotFound(f"AP {name!r} not found")
+    return ap
+
+
+@router.get("/aps/{name}", tags=["aps"])
+async def get_ap(name: str, _: Caller, s: Session) -> dict[str, Any]:
+    return ap_out(await _ap(s, name))
+
+
+@router.post("/aps", tags=["aps"], status_code=201)
+async def add_ap(body: ApIn, request: Request, who: Caller) -> dict[str, Any]:
+    async with audited_write(request, who, "ap.add", body.name, body.zone,
+                             detail=f"host={body.host}:{body.port}") as s:
+        await require_zone(s, body.zone)
+        if await s.scalar(select(AccessPoint.id).where(AccessPoint.name == body.name)) is not None:
+            raise Conflict(f"AP {body.name!r} exists; remove it first or import to update it")
+        ap = apply_ap(AccessPoint(), body)
+        s.add(ap)
+        await s.flush()
+        out = ap_out(ap)
+    return out
+
+
+@router.delete("/aps/{name}", tags=["aps"])
+async def remove_ap(name: str, request: Request, who: Caller, s: Session) -> dict[str, Any]:
+    ap = await _ap(s, name)
+    async with audited_write(request, who, "ap.remove", name, ap.zone) as w:
+        await w.delete(await w.merge(ap))
+    return {"removed": name}
+
+
+async def _check_import_zones(s: AsyncSession, who: Principal, rows: list[tuple[int, Any]],
+                              existing_zone: dict[str, str], what: str) -> None:
+    known = set(await s.scalars(select(Zone.path)))
+    problems = [f"line {line}: zone: unknown zone {item.zone}"
+                for line, item in rows if item.zone not in known]
+    if problems:
+        raise ImportRefused(what, problems)
+    for line, item in rows:
+        key = getattr(item, "name", None) or item.id
+        for z in {item.zone, existing_zone.get(key, item.zone)}:
+            if not who.may_write(z):
+                who.require_write(z, f"{what} (line {line})")
+
+
+@router.post("/aps/import", tags=["aps"])
+async def import_aps(body: ImportIn, request: Request, who: Caller) -> dict[str, Any]:
+    async with audited_write(request, who, "ap.import", f"{body.format} file", None, check=None) as s:
+        rows = validate_records(parse_records(body.text, body.format, "ap import"), "ap")
+        existing = {a.name: a for a in await s.scalars(
+            select(AccessPoint).where(AccessPoint.name.in_([i.name for _, i in rows])))}
+        await _check_import_zones(s, who, rows, {n: a.zone for n, a in existing.items()}, "ap import")
+        for _, item in rows:
+            ap = existing.get(item.name)
+            if ap is None:
+                s.add(apply_ap(AccessPoint(), item))
+            else:
+                apply_ap(ap, item)
+        await s.flush()
+    return {"created": len(rows) - len(existing), "updated": len(existing)}
+
+
+# ---------------------------------------------------------------------------- speakers
+
+
+@router.get("/speakers", tags=["speakers"])
+async def list_speakers(_: Caller, s: Session, zone: str | None = None,
+                        tag: str | None = None) -> dict[str, Any]:
+    rows = list(await s.scalars(select(Speaker).where(zone_filter(Speaker.zone, zone)).order_by(Speaker.id)))
+    return page([speaker_out(x) for x in tag_filter(rows, tag)])
+
+
+async def _speaker(s: AsyncSession, node_id: str) -> Speaker:
+    sp = await s.get(Speaker, node_id)
+    if sp is None:
+        raise NotFound(f"speaker {node_id!r} not found")
+    return sp
+
+
+@router.get("/speakers/{node_id}", tags=["speakers"])
+async def get_speaker(node_id: str, _: Caller, s: Session) -> dict[str, Any]:
+    return speaker_out(await _speaker(s, node_id))
+
+
+@router.post("/speakers", tags=["speakers"], status_code=201)
+async def add_speaker(body: SpeakerIn, request: Request, who: Caller) -> dict[str, Any]:
+    async with audited_write(request, who, "speaker.add", body.id, body.zone) as s:
+        await require_zone(s, body.zone)
+        if await s.get(Speaker, body.id) is not None:
+            raise Conflict(f"speaker {body.id!r} exists; remove it first or import to update it")
+        sp = apply_speaker(Speaker(), body)
+        s.add(sp)
+        await s.flush()
+        out = speaker_out(sp)
+    return out
+
+
+@router.delete("/speakers/{node_id}", tags=["speakers"])
+async def remove_speaker(node_id: str, request: Request, who: Caller, s: Session) -> dict[str, Any]:
+    sp = await _speaker(s, node_id)
+    async with audited_write(request, who, "speaker.remove", node_id, sp.zone) as w:
+        await w.delete(await w.merge(sp))
+    return {"removed": node_id}
+
+
+@router.post("/speakers/import", tags=["speakers"])
+async def import_speakers(body: ImportIn, request: Request, who: Caller) -> dict[str, Any]:
+    async with audited_write(request, who, "speaker.import", f"{body.format} file", None, check=None) as s:
+        rows = validate_records(parse_records(body.text, body.format, "speaker import"), "speaker")
+        existing = {x.id: x for x in await s.scalars(
+            select(Speaker).where(Speaker.id.in_([i.id for _, i in rows])))}
+        await _check_import_zones(s, who, rows, {n: x.zone for n, x in existing.items()}, "speaker import")
+        for _, item in rows:
+            sp = existing.get(item.id)
+            if sp is None:
+                s.add(apply_speaker(Speaker(), item))
+            else:
+                apply_speaker(sp, item)
+        await s.flush()
+    return {"created": len(rows) - len(existing), "updated": len(existing)}

@@ -1,0 +1,119 @@
+"""Users, tokens, roles and zone scopes.
+
+Roles: ``admin`` (everything), ``operator`` (writes only inside their zones'
+subtrees), ``viewer`` (read only). Emergency broadcasts also need the user's
+``can_emergency`` flag. Tokens are ``nmt_`` + 256 random bits, shown once and
+stored only as their SHA-256.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from netmgr.errors import Conflict, Forbidden, NotFound, UsageError
+from netmgr.store.models import AuditEntry, User, UserZone, Zone
+from netmgr.zones import is_within
+
+ROLES = ("admin", "operator", "viewer")
+TOKEN_PREFIX = "nmt_"  # noqa: S105 - a prefix, not a secret
+USER_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+
+
+def new_token() -> str:
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the API user behind a token (or a local CLI user)."""
+
+    name: str
+    role: str
+    zones: tuple[str, ...] = ()
+    can_emergency: bool = False
+    user_id: int | None = None
+    remote: str = field(default="", compare=False)
+
+    def may_write(self, zone: str | None) -> bool:
+        if self.role == "admin":
+            return True
+        if self.role != "operator" or zone is None:
+            return False
+        return any(is_within(zone, z) for z in self.zones)
+
+    def require_write(self, zone: str | None, what: str = "write") -> None:
+        """Raise Forbidden naming the zone unless this principal may write there."""
+        if self.may_write(zone):
+            return
+        if self.role == "viewer":
+            raise Forbidden(f"{self.role} '{self.name}' may not {what}: viewers have read-only access")
+        if zone is None:
+            raise Forbidden(f"{self.role} '{self.name}' may not {what}: only admins may")
+        scope = ", ".join(self.zones) or "(none)"
+        raise Forbidden(f"{self.role} '{self.name}' may not {what} in zone {zone}: "
+                        f"outside their zones {scope}")
+
+    def require_admin(self, what: str) -> None:
+        if self.role != "admin":
+            raise Forbidden(f"{self.role} '{self.name}' may not {what}: only admins may")
+
+    def require_emergency(self) -> None:
+        if not (self.role == "admin" or self.can_emergency):
+            raise Forbidden(f"{self.role} '{self.name}' may not send emergency broadcasts: "
+                            "ask an admin for the emergency permission (netmgr user add --emergency)")
+
+
+def principal_of(user: User, remote: str = "") -> Principal:
+    return Principal(user.name, user.role, tuple(user.zones), user.can_emergency, user.id, remote)
+
+
+async def create_user(session: AsyncSession, name: str, role: str, zones: list[str],
+                      can_emergency: bool = False, actor: str = "local") -> tuple[User, str]:
+    """Create a user and return it with its token (the only time the token exists in clear).
+
+    The caller commits. Audited as ``user.add`` by ``actor``.
+    """
+    if not USER_NAME.match(name):
+        raise UsageError(f"user name {name!r}: use 1-64 lowercase letters, digits, '.', '_' or '-'")
+    if role not in ROLES:
+        raise UsageError(f"role {role!r}: use one of {', '.join(ROLES)}")
+    if role == "operator" and not zones:
+        raise UsageError(f"operator {name!r} needs at least one --zone: operators write only in their zones")
+    if role != "operator" and zones:
+        raise UsageError(f"--zone applies to operators only; {role}s are not scoped")
+    if await session.scalar(select(User).where(User.name == name)) is not None:
+        raise Conflict(f"user {name!r} exists; pick another name or disable the old user")
+    for z in zones:
+        if await session.get(Zone, z) is None:
+            raise NotFound(f"zone {z} does not exist; create it first (netmgr zone add)")
+    token = new_token()
+    user = User(name=name, role=role, token_hash=hash_token(token), can_emergency=can_emergency,
+                scopes=[UserZone(zone=z) for z in zones])
+    session.add(user)
+    session.add(AuditEntry(actor=actor, role="admin" if actor.startswith("local") else role,
+                           action="user.add", target=name, zone=None, outcome="ok",
+                           detail=f"role={role} zones={','.join(zones)} emergency={can_emergency}"))
+    await session.flush()
+    return user, token
+
+
+async def authenticate(session: AsyncSession, token: str) -> User | None:
+    """The enabled user holding ``token``, or None."""
+    if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
+        return None
+    digest = hash_token(token)
+    user = await session.scalar(select(User).where(User.token_hash == digest))
+    if user is None or user.disabled or not hmac.compare_digest(user.token_hash, digest):
+        return None
+    return user

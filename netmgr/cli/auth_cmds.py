@@ -1,0 +1,129 @@
+"""``netmgr login`` and ``netmgr user add|list|disable`` (local: they work on the state store)."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+from typing import Any
+
+import click
+
+from netmgr.cli.context import CliContext, echo_json, json_option, pass_ctx, print_table, save_credentials
+
+
+@click.command()
+@click.option("--server", "server_opt", help="API URL (default: --server of netmgr, else local).")
+@click.option("--token", "token_opt", help="The token `netmgr user add` printed (asked if not given).")
+@pass_ctx
+def login(obj: CliContext, server_opt: str | None, token_opt: str | None) -> None:
+    """Check a token against the API and save it (0600) for later commands."""
+    from netmgr.cli.client import ApiClient
+    from netmgr.cli.context import DEFAULT_SERVER
+
+    server = server_opt or obj.server or DEFAULT_SERVER
+    token = token_opt or obj.token or click.prompt("token", hide_input=True)
+    me = ApiClient(server, token).get("/api/v1/whoami")
+    path = save_credentials(server, token)
+    zones = f" in {', '.join(me['zones'])}" if me["zones"] else ""
+    click.echo(f"logged in to {server} as {me['name']} ({me['role']}{zones}); saved to {path}")
+
+
+@click.group()
+def user() -> None:
+    """API users (local commands: run them where the state store is, as its owner)."""
+
+
+def _run(obj: CliContext, fn: Any) -> Any:
+    from netmgr.store import db
+
+    settings = obj.settings()
+
+    async def go() -> Any:
+        engine = db.create_engine(settings.database_url)
+        try:
+            await db.upgrade(engine)
+            async with db.sessionmaker(engine)() as s:
+                result = await fn(s)
+                await s.commit()
+                return result
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(go())
+
+
+def _user_row(u: Any) -> dict[str, Any]:
+    return {"name": u.name, "role": u.role, "zones": u.zones, "can_emergency": u.can_emergency,
+            "disabled": u.disabled, "created_at": u.created_at.isoformat()}
+
+
+@user.command("add")
+@click.argument("name")
+@click.option("--role", type=click.Choice(["admin", "operator", "viewer"]), required=True)
+@click.option("--zone", "zones", multiple=True, help="Operator's zone (repeat for several).")
+@click.option("--emergency", is_flag=True, help="May send emergency broadcasts.")
+@json_option
+@pass_ctx
+def add(
+    obj: CliContext, name: str, role: str, zones: tuple[str, ...], emergency: bool, as_json: bool
+) -> None:
+    """Create a user and print its token (shown this once only)."""
+    from netmgr.auth import create_user
+
+    actor = f"local:{getpass.getuser()}"
+
+    async def fn(s: Any) -> tuple[Any, str]:
+        return await create_user(s, name, role, list(zones), emergency, actor=actor)
+
+    u, token = _run(obj, fn)
+    if as_json:
+        echo_json(_user_row(u) | {"token": token})
+        return
+    click.echo(f"created {role} {name}" + (f" for {', '.join(zones)}" if zones else ""))
+    click.echo(f"token (shown once, keep it safe): {token}")
+
+
+@user.command("list")
+@json_option
+@pass_ctx
+def list_(obj: CliContext, as_json: bool) -> None:
+    """List users (never their tokens)."""
+    from sqlalchemy import select
+
+    from netmgr.store.models import User
+
+    async def fn(s: Any) -> list[dict[str, Any]]:
+        return [_user_row(u) for u in await s.scalars(select(User).order_by(User.name))]
+
+    rows = _run(obj, fn)
+    if as_json:
+        echo_json(rows)
+    else:
+        for r in rows:
+            r["zones"] = ", ".join(r["zones"])
+        print_table(rows, [("name", "name"), ("role", "role"), ("zones", "zones"),
+                           ("can_emergency", "emergency"), ("disabled", "disabled")])
+
+
+@user.command("disable")
+@click.argument("name")
+@pass_ctx
+def disable(obj: CliContext, name: str) -> None:
+    """Disable a user: its token stops working at once."""
+    from sqlalchemy import select
+
+    from netmgr.errors import NotFound
+    from netmgr.store.models import AuditEntry, User
+
+    actor = f"local:{getpass.getuser()}"
+
+    async def fn(s: Any) -> None:
+        u = await s.scalar(select(User).where(User.name == name))
+        if u is None:
+            raise NotFound(f"user {name!r} not found")
+        u.disabled = True
+        s.add(AuditEntry(actor=actor, role="admin", action="user.disable", target=name, zone=None,
+                         outcome="ok", detail=""))
+
+    _run(obj, fn)
+    click.echo(f"disabled {name}")

@@ -1,0 +1,201 @@
+"""``netmgr demo``: the whole system on one laptop with zero external services.
+
+An embedded MQTT broker (amqtt, in-process, MQTT 3.1.1), SQLite under a
+temporary state dir, the daemon with its API, and the simulated devices the
+other parts add (AP fleet, speaker nodes). Prints what runs and where to look;
+with ``--duration`` it stops by itself and exits 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import shutil
+import socket
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from netmgr.config import Settings
+from netmgr.paths import devices_dir
+
+log = logging.getLogger("netmgr.demo")
+
+
+def port_free(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def pick_port(host: str, preferred: int) -> int:
+    if port_free(host, preferred):
+        return preferred
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class DemoRun:
+    """What the demo's parts share while it runs."""
+
+    settings: Settings
+    state_dir: Path
+    console: Console
+    api_url: str = ""
+    admin_token: str = ""
+    mqtt_port: int = 0
+    lines: list[tuple[str, str]] = field(default_factory=list)  # (what, where) for the banner
+    try_lines: list[str] = field(default_factory=list)  # commands worth trying, added by parts
+    cleanups: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+
+async def start_broker(run: DemoRun) -> None:
+    from amqtt.broker import Broker
+
+    broker = Broker(
+        {
+            "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{run.mqtt_port}"}},
+            "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
+        }
+    )
+    await broker.start()
+    run.lines.append(("MQTT broker (amqtt, embedded, MQTT 3.1.1)", f"mqtt://127.0.0.1:{run.mqtt_port}"))
+
+    async def stop() -> None:
+        with contextlib.suppress(Exception):
+            await broker.shutdown()
+
+    run.cleanups.append(stop)
+
+
+async def seed(run: DemoRun) -> None:
+    """Zones and an admin token, the way an engineer would set them up."""
+    import httpx
+
+    from netmgr.auth import create_user
+    from netmgr.store import db
+
+    engine = db.create_engine(run.settings.database_url)
+    try:
+        await db.upgrade(engine)
+        sessions = db.sessionmaker(engine)
+        async with sessions() as session:
+            _, run.admin_token = await create_user(session, "demo-admin", "admin", [], actor="local:demo")
+            await session.commit()
+    finally:
+        await engine.dispose()
+    zones = (devices_dir() / "demo" / "zones.yaml").read_text(encoding="utf-8")
+    async with httpx.AsyncClient(base_url=run.api_url, headers=auth(run)) as http:
+        r = await http.post("/api/v1/zones/import", json={"format": "yaml", "text": zones})
+        r.raise_for_status()
+
+
+def auth(run: DemoRun) -> dict[str, str]:
+    return {"Authorization": f"Bearer {run.admin_token}"}
+
+
+# Parts other features add to the demo: each gets the DemoRun once the daemon is up.
+DEMO_PARTS: list[Callable[[DemoRun], Awaitable[None]]] = []
+
+
+def banner(run: DemoRun) -> None:
+    c = run.console
+    table = Table(title="netmgr demo: what runs and where to look", show_header=True,
+                  header_style="bold")
+    table.add_column("what")
+    table.add_column("where")
+    for what, where in run.lines:
+        table.add_row(what, where)
+    c.print(table)
+    # Plain lines (no wrapping): people copy and paste them.
+    print("Try, in another terminal:")
+    print(f"  export NETMGR_SERVER={run.api_url} NETMGR_TOKEN={run.admin_token}")
+    for line in run.try_lines or ["netmgr zone list", "netmgr audit list"]:
+        print(f"  {line}")
+    print(f"  curl -s {run.api_url}/healthz", flush=True)
+
+
+async def health_table(run: DemoRun) -> Table:
+    import httpx
+
+    table = Table(title=f"services at {time.strftime('%H:%M:%S')}", header_style="bold")
+    for col in ("service", "state", "restarts", "detail"):
+        table.add_column(col)
+    async with httpx.AsyncClient(base_url=run.api_url, timeout=5) as http:
+        data = (await http.get("/healthz")).json()
+    for name, s in data.get("services", {}).items():
+        detail = ", ".join(f"{k}={v}" for k, v in s.items()
+                           if k not in ("state", "restarts", "since", "ready"))
+        table.add_row(name, s["state"], str(s["restarts"]), detail)
+    return table
+
+
+async def run_demo(duration: float | None, state_dir: Path | None, api_port: int = 8470,
+                   console: Console | None = None) -> int:
+    from netmgr.daemon import Daemon
+
+    console = console or Console()
+    own_dir = state_dir is None
+    state = Path(tempfile.mkdtemp(prefix="netmgr-demo-")) if own_dir else state_dir
+    assert state is not None
+    mqtt_port = pick_port("127.0.0.1", 1883)
+    port = pick_port("127.0.0.1", api_port)
+    settings = Settings.model_validate({
+        "daemon": {"state_dir": str(state), "drain_timeout": 5},
+        "api": {"host": "127.0.0.1", "port": port, "public_url": f"http://127.0.0.1:{port}"},
+        "mqtt": {"host": "127.0.0.1", "port": mqtt_port, "protocol": "3.1.1", "client_id": "netmgr-demo"},
+        "snmp": {"interval": 10, "timeout": 1, "retries": 1},
+    })
+    run = DemoRun(settings, state, console, api_url=f"http://127.0.0.1:{port}", mqtt_port=mqtt_port)
+    run.lines.append(("state store (SQLite, WAL)", str(state / "netmgr.db")))
+    daemon_task: asyncio.Task[int] | None = None
+    daemon = None
+    try:
+        await start_broker(run)
+        daemon = Daemon(settings, None)
+        daemon_task = asyncio.create_task(daemon.run(), name="demo:daemon")
+        ready = asyncio.create_task(daemon.started.wait())
+        done, _ = await asyncio.wait({daemon_task, ready}, timeout=60,
+                                     return_when=asyncio.FIRST_COMPLETED)
+        if daemon_task in done:
+            return daemon_task.result() or 1
+        if not ready.done():
+            ready.cancel()
+            raise RuntimeError("the daemon did not become ready within 60 s")
+        run.lines.append(("API (FastAPI)", run.api_url + "  (OpenAPI at /docs)"))
+        await seed(run)
+        for part in DEMO_PARTS:
+            await part(run)
+        banner(run)
+        deadline = None if duration is None else time.monotonic() + duration
+        while deadline is None or time.monotonic() < deadline:
+            console.print(await health_table(run))
+            wait = 10.0 if deadline is None else min(10.0, max(0.0, deadline - time.monotonic()))
+            done, _ = await asyncio.wait({daemon_task}, timeout=wait)
+            if done:
+                console.print("[red]the daemon stopped unexpectedly[/red]")
+                return 1
+        console.print(f"demo ran for {duration:g}s; stopping")
+        return 0
+    finally:
+        if daemon is not None:
+            daemon.request_stop()
+        if daemon_task is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(daemon_task, 15)
+        for cleanup in reversed(run.cleanups):
+            await cleanup()
+        if own_dir:
+            shutil.rmtree(state, ignore_errors=True)

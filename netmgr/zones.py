@@ -1,0 +1,116 @@
+"""The zone tree: province > district > commune > village.
+
+A zone's id is its path of ASCII slugs (``binh-phuoc/dong-xoai/tan-phu``),
+stable for ever: MQTT topics, API scopes and dashboards use it. Its display
+name keeps the Vietnamese diacritics (stored NFC-normalised).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from netmgr.records import ImportRefused, Record
+
+LEVELS = ("province", "district", "commune", "village")
+SEGMENT = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+MAX_PATH = 255
+
+
+def validate_path(path: str) -> str:
+    """Return ``path`` if it is a valid zone path, else raise ValueError saying why."""
+    if not isinstance(path, str) or not path:
+        raise ValueError("zone path is empty")
+    if len(path) > MAX_PATH:
+        raise ValueError(f"zone path longer than {MAX_PATH} characters")
+    parts = path.split("/")
+    if len(parts) > len(LEVELS):
+        raise ValueError(f"zone path {path!r} is {len(parts)} levels deep; at most 4 "
+                         "(province/district/commune/village)")
+    for seg in parts:
+        if not SEGMENT.match(seg):
+            raise ValueError(f"zone path {path!r}: segment {seg!r} must be lowercase ASCII letters, "
+                             f"digits and single dashes (e.g. {slugify(seg) or 'tan-phu'!r})")
+    return path
+
+
+def level_of(path: str) -> str:
+    return LEVELS[path.count("/")]
+
+
+def parent_of(path: str) -> str | None:
+    return path.rsplit("/", 1)[0] if "/" in path else None
+
+
+def ancestors(path: str) -> list[str]:
+    """``a/b/c`` -> ``["a", "a/b", "a/b/c"]``."""
+    parts = path.split("/")
+    return ["/".join(parts[: i + 1]) for i in range(len(parts))]
+
+
+def is_within(path: str, scope: str) -> bool:
+    """True if ``path`` is ``scope`` or below it."""
+    return path == scope or path.startswith(scope + "/")
+
+
+def slugify(name: str) -> str:
+    """``"Tân Phú"`` -> ``"tan-phu"``; ``"Đồng Xoài"`` -> ``"dong-xoai"``."""
+    s = name.replace("đ", "d").replace("Đ", "D")
+    s = unicodedata.normalize("NFKD", s)
+    s = "".join(c for c in s if not unicodedata.combining(c)).lower()
+    return re.sub(r"[^a-z0-9]+", "-", s).strip("-")
+
+
+def normalize_name(name: str) -> str:
+    name = unicodedata.normalize("NFC", str(name)).strip()
+    if not name:
+        raise ValueError("zone name is empty")
+    if len(name) > 255:
+        raise ValueError("zone name longer than 255 characters")
+    return name
+
+
+def check_import(records: list[Record], existing: dict[str, str]) -> list[tuple[str, str]]:
+    """Validate a zone import against the zones already stored (path -> name).
+
+    Returns the (path, name) pairs to create, parents first; zones that exist with
+    the same name are skipped (re-importing a file is harmless). Raises
+    ImportRefused listing every problem with its line.
+    """
+    problems: list[str] = []
+    seen: dict[str, int] = {}
+    rows: list[tuple[int, str, str]] = []
+    for rec in records:
+        unknown = set(rec.data) - {"path", "name", "parent"}
+        if unknown:
+            problems.append(f"line {rec.line}: unknown column(s) {', '.join(sorted(unknown))}; "
+                            "use path, name")
+            continue
+        raw_path = str(rec.data.get("path", "")).strip()
+        parent = str(rec.data.get("parent", "") or "").strip()
+        if parent and raw_path and "/" not in raw_path:
+            raw_path = f"{parent}/{raw_path}"
+        try:
+            path = validate_path(raw_path)
+            name = normalize_name(rec.data.get("name", ""))
+        except ValueError as e:
+            problems.append(f"line {rec.line}: {e}")
+            continue
+        if path in seen:
+            problems.append(f"line {rec.line}: duplicate zone {path} (also on line {seen[path]})")
+            continue
+        seen[path] = rec.line
+        if path in existing and existing[path] != name:
+            problems.append(f"line {rec.line}: zone {path} exists as {existing[path]!r}; "
+                            "an import does not rename zones")
+            continue
+        rows.append((rec.line, path, name))
+    for line, path, _ in rows:
+        parent = parent_of(path)
+        if parent and parent not in seen and parent not in existing:
+            problems.append(f"line {line}: unknown parent zone {parent} of {path}; "
+                            "add it first or include it in the file")
+    if problems:
+        raise ImportRefused("zone import", problems)
+    new = [(p, n) for _, p, n in rows if p not in existing]
+    return sorted(new, key=lambda pn: pn[0].count("/"))

@@ -1,0 +1,200 @@
+"""The API over a real store (SQLite and PostgreSQL): scopes, audit, errors, atomic imports."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from netmgr.api.app import create_app
+from netmgr.auth import create_user
+from netmgr.config import Settings
+from netmgr.store import db
+
+COMMUNE_A = "binh-phuoc/dong-xoai/tan-phu"
+COMMUNE_B = "binh-phuoc/dong-xoai/tien-thanh"
+ZONES_YAML = """\
+- {path: binh-phuoc, name: "Bình Phước"}
+- {path: binh-phuoc/dong-xoai, name: "Đồng Xoài"}
+- {path: binh-phuoc/dong-xoai/tan-phu, name: "Tân Phú"}
+- {path: binh-phuoc/dong-xoai/tien-thanh, name: "Tiến Thành"}
+"""
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def api(request, tmp_path):
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'netmgr.db'}"
+    else:
+        pg = request.getfixturevalue("postgres")
+        url = pg.fresh_database().replace("postgresql://", "postgresql+asyncpg://")
+    engine = db.create_engine(url)
+    await db.upgrade(engine)
+    sessions = db.sessionmaker(engine)
+    tokens = {}
+    async with sessions() as s:
+        _, tokens["admin"] = await create_user(s, "root", "admin", [], actor="local:test")
+        await s.commit()
+    app = create_app(Settings(), sessions, lambda: {"status": "ok", "services": {}})
+    transport = httpx.ASGITransport(app=app, client=("10.9.8.7", 5555))
+    async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+        def as_(who):
+            return {"Authorization": f"Bearer {tokens[who]}"}
+
+        r = await client.post("/api/v1/zones/import", json={"format": "yaml", "text": ZONES_YAML},
+                              headers=as_("admin"))
+        assert r.status_code == 200, r.text
+        for name, role, zones in [("an", "operator", [COMMUNE_A]), ("vy", "viewer", [])]:
+            r = await client.post("/api/v1/users", json={"name": name, "role": role, "zones": zones},
+                                  headers=as_("admin"))
+            assert r.status_code == 201, r.text
+            tokens[name] = r.json()["token"]
+        yield client, as_
+    await engine.dispose()
+
+
+def ap_body(name, zone, **kw):
+    return {"name": name, "host": "192.0.2.10", "zone": zone, "snmp": {"community": "s3cret-comm"}, **kw}
+
+
+async def audit(client, as_, **params):
+    r = await client.get("/api/v1/audit", params=params, headers=as_("admin"))
+    assert r.status_code == 200
+    return r.json()["items"]
+
+
+async def test_operator_scoped_to_commune(api):
+    client, as_ = api
+    r = await client.post("/api/v1/aps", json=ap_body("ap-a1", COMMUNE_A), headers=as_("an"))
+    assert r.status_code == 201, r.text
+    r = await client.post("/api/v1/aps", json=ap_body("ap-b1", COMMUNE_B), headers=as_("an"))
+    assert r.status_code == 403
+    assert COMMUNE_B in r.json()["error"] and "outside their zones" in r.json()["error"]
+    r = await client.get("/api/v1/aps", headers=as_("an"))
+    assert [a["name"] for a in r.json()["items"]] == ["ap-a1"]  # nothing half-written
+    entries = await audit(client, as_, actor="an")
+    by_outcome = {e["outcome"]: e for e in entries}
+    assert by_outcome["ok"]["action"] == "ap.add" and by_outcome["ok"]["zone"] == COMMUNE_A
+    assert by_outcome["denied"]["target"] == "ap-b1" and by_outcome["denied"]["zone"] == COMMUNE_B
+    assert by_outcome["denied"]["remote"] == "10.9.8.7"
+
+
+async def test_operator_may_add_village_in_own_commune_only(api):
+    client, as_ = api
+    r = await client.post("/api/v1/zones", json={"path": f"{COMMUNE_A}/ap-1", "name": "Ấp 1"},
+                          headers=as_("an"))
+    assert r.status_code == 201 and r.json()["level"] == "village"
+    r = await client.post("/api/v1/zones", json={"path": f"{COMMUNE_B}/ap-1", "name": "Ấp 1"},
+                          headers=as_("an"))
+    assert r.status_code == 403
+
+
+async def test_viewer_reads_but_cannot_write(api):
+    client, as_ = api
+    assert (await client.get("/api/v1/zones", headers=as_("vy"))).status_code == 200
+    r = await client.post("/api/v1/speakers", json={"id": "spk-1", "zone": COMMUNE_A}, headers=as_("vy"))
+    assert r.status_code == 403 and "read-only" in r.json()["error"]
+    assert (await client.get("/api/v1/users", headers=as_("vy"))).status_code == 403
+
+
+async def test_tokens(api):
+    client, as_ = api
+    r = await client.get("/api/v1/zones")
+    assert r.status_code == 401 and "missing bearer token" in r.json()["error"]
+    r = await client.post("/api/v1/zones", json={"path": "x", "name": "X"},
+                          headers={"Authorization": "Bearer nmt_forged-token-value"})
+    assert r.status_code == 401
+    denied = await audit(client, as_, outcome="denied")
+    assert any(e["actor"] == "(anonymous)" and e["detail"] == "invalid or disabled token" for e in denied)
+    r = await client.post("/api/v1/users/vy/disable", headers=as_("admin"))
+    assert r.status_code == 200
+    assert (await client.get("/api/v1/zones", headers=as_("vy"))).status_code == 401
+
+
+async def test_errors_have_one_shape(api):
+    client, as_ = api
+    r = await client.post("/api/v1/aps", json={"host": "h", "zone": COMMUNE_A, "port": 0},
+                          headers=as_("admin"))
+    assert r.status_code == 422
+    err = r.json()["error"]
+    assert "body.name: Field required" in err and "body.port:" in err
+    r = await client.get("/api/v1/aps/nope", headers=as_("admin"))
+    assert r.status_code == 404 and r.json()["error"] == "AP 'nope' not found"
+    r = await client.post("/api/v1/aps", json=ap_body("ap-x", COMMUNE_A), headers=as_("admin"))
+    assert r.status_code == 201
+    r = await client.post("/api/v1/aps", json=ap_body("ap-x", COMMUNE_A), headers=as_("admin"))
+    assert r.status_code == 409
+    r = await client.post("/api/v1/aps", json=ap_body("ap-y", "binh-phuoc/nowhere"), headers=as_("admin"))
+    assert r.status_code == 422 and "unknown zone binh-phuoc/nowhere" in r.json()["error"]
+
+
+async def test_secrets_never_returned(api):
+    client, as_ = api
+    body = ap_body("ap-v3", COMMUNE_A, snmp={"v3_user": "mon", "auth_key": "authkey-123",
+                                             "priv_key": "privkey-456"})
+    r = await client.post("/api/v1/aps", json=body, headers=as_("admin"))
+    assert r.status_code == 201, r.text
+    for resp in (r, await client.get("/api/v1/aps/ap-v3", headers=as_("admin")),
+                 await client.get("/api/v1/aps", headers=as_("admin"))):
+        assert "authkey-123" not in resp.text and "privkey-456" not in resp.text
+    assert r.json()["snmp"] == {"version": "3", "v3_user": "mon", "auth_proto": "SHA", "priv_proto": "AES",
+                                "auth_key": "********", "priv_key": "********"}
+
+
+async def test_ap_import_is_all_or_nothing(api):
+    client, as_ = api
+    csv_text = ("name,host,zone,community\n"
+                f"ap-1,192.0.2.1,{COMMUNE_A},c1\n"
+                f"ap-2,not a host!,{COMMUNE_A},c1\n"
+                f"ap-1,192.0.2.3,{COMMUNE_A},c1\n"
+                "ap-4,192.0.2.4,binh-phuoc/nowhere,c1\n")
+    r = await client.post("/api/v1/aps/import", json={"format": "csv", "text": csv_text},
+                          headers=as_("admin"))
+    assert r.status_code == 422
+    problems = r.json()["detail"]
+    assert any(p.startswith("line 3: host:") for p in problems)
+    assert any(p.startswith("line 4: duplicate ap ap-1 (also on line 2)") for p in problems)
+    assert (await client.get("/api/v1/aps", headers=as_("admin"))).json()["count"] == 0
+    good = [*csv_text.splitlines()[0:2], f"ap-2,192.0.2.2,{COMMUNE_A},c1", f"ap-3,192.0.2.3,{COMMUNE_B},c1"]
+    r = await client.post("/api/v1/aps/import", json={"format": "csv", "text": "\n".join(good)},
+                          headers=as_("an"))
+    assert r.status_code == 403 and COMMUNE_B in r.json()["error"]
+    assert (await client.get("/api/v1/aps", headers=as_("admin"))).json()["count"] == 0
+    r = await client.post("/api/v1/aps/import", json={"format": "csv", "text": "\n".join(good)},
+                          headers=as_("admin"))
+    assert r.status_code == 200 and r.json() == {"created": 3, "updated": 0}
+
+
+async def test_zone_import_refused_whole_with_line_numbers(api):
+    client, as_ = api
+    text = ("- {path: binh-phuoc/dong-phu, name: Đồng Phú}\n"
+            "- {path: binh-phuoc/dong-phu, name: Đồng Phú}\n"
+            "- {path: binh-phuoc/chon-thanh/minh-hung, name: Minh Hưng}\n"
+            "- {path: Bad Path, name: X}\n")
+    r = await client.post("/api/v1/zones/import", json={"format": "yaml", "text": text}, headers=as_("admin"))
+    assert r.status_code == 422
+    problems = r.json()["detail"]
+    assert "line 2: duplicate zone binh-phuoc/dong-phu (also on line 1)" in problems
+    assert any(p.startswith("line 3: unknown parent zone binh-phuoc/chon-thanh") for p in problems)
+    assert any(p.startswith("line 4: zone path 'Bad Path'") for p in problems)
+    r = await client.get("/api/v1/zones", params={"under": "binh-phuoc/dong-phu"}, headers=as_("admin"))
+    assert r.json()["count"] == 0
+
+
+async def test_speakers_crud(api):
+    client, as_ = api
+    r = await client.post("/api/v1/speakers", json={"id": "spk-0001", "zone": COMMUNE_A, "name": "Cụm loa 1"},
+                          headers=as_("an"))
+    assert r.status_code == 201
+    r = await client.post("/api/v1/speakers", json={"id": "SPK BAD", "zone": COMMUNE_A}, headers=as_("an"))
+    assert r.status_code == 422 and "body.id" in r.json()["error"]
+    r = await client.get("/api/v1/speakers", params={"zone": "binh-phuoc"}, headers=as_("vy"))
+    assert [x["id"] for x in r.json()["items"]] == ["spk-0001"]
+    assert (await client.delete("/api/v1/speakers/spk-0001", headers=as_("vy"))).status_code == 403
+    assert (await client.delete("/api/v1/speakers/spk-0001", headers=as_("an"))).status_code == 200
+    assert (await client.get("/api/v1/speakers/spk-0001", headers=as_("an"))).status_code == 404
+
+
+async def test_healthz_reports_store(api):
+    client, _ = api
+    r = await client.get("/healthz")
+    assert r.status_code == 200 and r.json()["store"] == "ok"
