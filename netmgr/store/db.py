@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+
+from netmgr.errors import Retryable
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -44,6 +49,18 @@ def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[Any]:
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
+@contextlib.contextmanager
+def store_errors(engine: AsyncEngine) -> Iterator[None]:
+    """Turn 'cannot reach the database' into one Retryable line naming it (password hidden)."""
+    try:
+        yield
+    except (OSError, DBAPIError) as e:
+        where = engine.url.render_as_string(hide_password=True)
+        reason = e.orig if isinstance(e, DBAPIError) and e.orig else e
+        raise Retryable(f"state store {where}: cannot open it: {reason}; "
+                        "check [database] url and that the database server runs") from None
+
+
 def _alembic_config(connection: Connection | None = None) -> Any:
     from alembic.config import Config
 
@@ -55,14 +72,18 @@ def _alembic_config(connection: Connection | None = None) -> Any:
 
 
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
-    """Bring the schema to ``revision`` (alembic), inside one transaction where the DB allows."""
+    """Bring the schema to ``revision`` (alembic), inside one transaction where the DB allows.
+
+    A store that cannot be reached raises Retryable naming it (password hidden).
+    """
     from alembic import command
 
     def run(conn: Connection) -> None:
         command.upgrade(_alembic_config(conn), revision)
 
-    async with engine.begin() as conn:
-        await conn.run_sync(run)
+    with store_errors(engine):
+        async with engine.begin() as conn:
+            await conn.run_sync(run)
 
 
 async def current_revision(engine: AsyncEngine) -> str | None:
@@ -71,8 +92,9 @@ async def current_revision(engine: AsyncEngine) -> str | None:
     def run(conn: Connection) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
 
-    async with engine.connect() as conn:
-        return await conn.run_sync(run)
+    with store_errors(engine):
+        async with engine.connect() as conn:
+            return await conn.run_sync(run)
 
 
 def head_revision() -> str | None:

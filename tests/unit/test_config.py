@@ -132,3 +132,18 @@ def test_main_exits_2_naming_both_mistakes(tmp_path, capsys):
     err = capsys.readouterr().err
     assert f"{bad}: api.port: " in err
     assert f"{bad}: mqtt.qos: unknown key" in err
+
+
+def test_example_config_is_valid_and_complete():
+    from pathlib import Path
+
+    from netmgr.config import Settings
+
+    example = Path(__file__).resolve().parents[2] / "netmgr.example.toml"
+    s, _ = load_settings(example, environ={})
+    assert s == Settings(), "netmgr.example.toml must show the defaults"
+    text = example.read_text()
+    for section, field in Settings.model_fields.items():
+        assert f"[{section}]" in text
+        for key in field.annotation.model_fields:
+            assert f"\n{key} = " in text or f"# {key} = " in text, f"{section}.{key} missing from the example"

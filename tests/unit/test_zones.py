@@ -1,0 +1,72 @@
+"""Zone paths, names and imports."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from netmgr import zones
+from netmgr.records import ImportRefused, parse_records
+
+
+@pytest.mark.parametrize("name,slug", [("Tân Phú", "tan-phu"), ("Đồng Xoài", "dong-xoai"),
+                                       ("Ấp 1", "ap-1"), ("Thuận Lợi", "thuan-loi"),
+                                       ("  Bình   Phước ", "binh-phuoc")])
+def test_slugify(name, slug):
+    assert zones.slugify(name) == slug
+
+
+@given(st.text(max_size=60))
+def test_slugify_always_gives_a_valid_segment_or_nothing(name):
+    s = zones.slugify(name)
+    assert s == "" or zones.SEGMENT.match(s)
+
+
+def test_paths_and_levels():
+    p = "binh-phuoc/dong-xoai/tan-phu/ap-1"
+    assert zones.validate_path(p) == p
+    assert zones.level_of(p) == "village" and zones.level_of("binh-phuoc") == "province"
+    assert zones.ancestors(p)[:2] == ["binh-phuoc", "binh-phuoc/dong-xoai"]
+    assert zones.is_within(p, "binh-phuoc/dong-xoai")
+    assert not zones.is_within("binh-phuoc/dong-xoai-2", "binh-phuoc/dong-xoai")
+    for bad in ["", "a/b/c/d/e", "Tan-Phu", "a//b", "a/-b", "a b", "tân-phú"]:
+        with pytest.raises(ValueError):
+            zones.validate_path(bad)
+
+
+def test_names_are_nfc():
+    decomposed = "Ta\u0302n Phu\u0301"
+    assert zones.normalize_name(decomposed) == "Tân Phú"
+
+
+def test_import_checks_with_line_numbers():
+    text = ("path,name\n"
+            "binh-phuoc,Bình Phước\n"
+            "binh-phuoc/dong-xoai,Đồng Xoài\n"
+            "binh-phuoc/dong-xoai,Đồng Xoài\n"
+            "binh-phuoc/x/y,Y\n")
+    with pytest.raises(ImportRefused) as ei:
+        zones.check_import(parse_records(text, "csv", "zone import"), existing={})
+    assert ei.value.problems == [
+        "line 4: duplicate zone binh-phuoc/dong-xoai (also on line 3)",
+        "line 5: unknown parent zone binh-phuoc/x of binh-phuoc/x/y; add it first or include it in the file",
+    ]
+
+
+def test_import_orders_parents_first_and_skips_existing():
+    text = ("- {path: binh-phuoc/dong-xoai/tan-phu, name: Tân Phú}\n"
+            "- {path: binh-phuoc/dong-xoai, name: Đồng Xoài}\n"
+            "- {path: binh-phuoc, name: Bình Phước}\n")
+    new = zones.check_import(parse_records(text, "yaml", "z"), existing={"binh-phuoc": "Bình Phước"})
+    assert [p for p, _ in new] == ["binh-phuoc/dong-xoai", "binh-phuoc/dong-xoai/tan-phu"]
+    with pytest.raises(ImportRefused) as ei:
+        zones.check_import(parse_records(text, "yaml", "z"), existing={"binh-phuoc": "Binh Phuoc"})
+    assert ei.value.problems == [
+        "line 3: zone binh-phuoc exists as 'Binh Phuoc'; an import does not rename zones"]
+
+
+def test_bad_yaml_names_the_line():
+    with pytest.raises(ImportRefused) as ei:
+        parse_records("- {path: a, name: b}\n- {path: [\n", "yaml", "zone import")
+    assert ei.value.problems[0].startswith("line 3: not valid YAML")
