@@ -1,0 +1,163 @@
+"""The SNMP interface the poller and the CLI use: GET, GETBULK and multi-column walks.
+
+SNMPv1/v2c go through the lean codec on one shared socket
+(:mod:`netmgr.snmp.ber`, :mod:`netmgr.snmp.transport`); SNMPv3 goes through
+pysnmp (:mod:`netmgr.snmp.v3`). Both return :class:`~netmgr.snmp.types.VarBind`.
+Errors are SnmpTimeout / SnmpBadResponse naming the target as ``NAME (HOST:PORT)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from netmgr.errors import SnmpBadResponse
+from netmgr.snmp import ber
+from netmgr.snmp.transport import UdpTransport
+from netmgr.snmp.types import OID, Tag, VarBind
+
+TOO_BIG = 1
+MAX_ROWS = 20_000
+ERROR_NAMES = {1: "tooBig", 2: "noSuchName", 3: "badValue", 4: "readOnly", 5: "genErr", 6: "noAccess",
+               16: "authorizationError"}
+
+
+@dataclass(frozen=True)
+class Target:
+    """One agent and how to talk to it."""
+
+    name: str
+    host: str
+    port: int = 161
+    version: str = "2c"  # "1", "2c" or "3"
+    community: str = field(default="public", repr=False)
+    v3_user: str | None = None
+    auth_proto: str | None = None  # SHA | SHA256 | MD5
+    auth_key: str | None = field(default=None, repr=False)
+    priv_proto: str | None = None  # AES | AES256 | DES
+    priv_key: str | None = field(default=None, repr=False)
+    timeout: float = 2.0
+    retries: int = 1
+    max_repetitions: int = 25
+    bulk: bool = True
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} ({self.host}:{self.port})"
+
+
+class SnmpClient:
+    """Owns the shared UDP transport (and the pysnmp engine once a v3 target is used)."""
+
+    def __init__(self) -> None:
+        self.transport = UdpTransport()
+        self._v3: Any = None
+
+    async def __aenter__(self) -> SnmpClient:
+        await self.transport.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        self.transport.close()
+        if self._v3 is not None:
+            self._v3.close()
+            self._v3 = None
+
+    def _v3_engine(self) -> Any:
+        if self._v3 is None:
+            from netmgr.snmp.v3 import V3Engine
+
+            self._v3 = V3Engine()
+        return self._v3
+
+    async def _request(
+        self, t: Target, pdu: int, oids: list[OID], nr: int = 0, mr: int = 0
+    ) -> list[VarBind]:
+        if t.version == "3":
+            return await self._v3_engine().request(t, pdu, oids, nr, mr)
+        community = t.community.encode()
+        version = ber.V1 if t.version == "1" else ber.V2C
+
+        def payload(rid: int) -> bytes:
+            return ber.encode_request(pdu, rid, community, oids, nr, mr, version)
+
+        resp = await self.transport.request(t.label, (t.host, t.port), community, payload,
+                                            t.timeout, t.retries)
+        if resp.error_status:
+            name = ERROR_NAMES.get(resp.error_status, str(resp.error_status))
+            err = SnmpBadResponse(t.label, f"agent answered {name} (error-index {resp.error_index})")
+            err.error_status = resp.error_status  # type: ignore[attr-defined]
+            raise err
+        return resp.varbinds
+
+    async def get(self, t: Target, oids: list[OID]) -> list[VarBind]:
+        """GET; missing objects come back as noSuchObject/noSuchInstance varbinds."""
+        vbs = await self._request(t, ber.GET, oids)
+        if len(vbs) != len(oids):
+            raise SnmpBadResponse(t.label, f"GET of {len(oids)} OIDs answered with {len(vbs)} varbinds")
+        return vbs
+
+    async def get_bulk(self, t: Target, non_repeaters: int, max_repetitions: int,
+                       oids: list[OID]) -> list[VarBind]:
+        if t.version == "1":
+            raise SnmpBadResponse(t.label, "SNMPv1 has no GETBULK")
+        return await self._request(t, ber.GETBULK, oids, non_repeaters, max_repetitions)
+
+    async def get_next(self, t: Target, oids: list[OID]) -> list[VarBind]:
+        return await self._request(t, ber.GETNEXT, oids)
+
+    async def walk_columns(self, t: Target, columns: list[OID], max_repetitions: int | None = None,
+                           max_rows: int = MAX_ROWS) -> dict[OID, list[VarBind]]:
+        """Walk several table columns at once; each column stops at the end of its own subtree.
+
+        GETBULK (halving max-repetitions on tooBig) unless ``t.bulk`` is False or the
+        version is 1, then GETNEXT. A non-increasing OID is an error naming the AP
+        (never a loop); more than ``max_rows`` rows in a column is an error too.
+        """
+        out: dict[OID, list[VarBind]] = {c: [] for c in columns}
+        cursor: dict[OID, OID] = {c: c for c in columns}
+        active = list(columns)
+        mr = max_repetitions or t.max_repetitions
+        use_bulk = t.bulk and t.version != "1"
+        while active:
+            asks = [cursor[c] for c in active]
+            if use_bulk:
+                try:
+                    vbs = await self.get_bulk(t, 0, mr, asks)
+                except SnmpBadResponse as e:
+                    if getattr(e, "error_status", None) == TOO_BIG and mr > 1:
+                        mr = max(1, mr // 2)
+                        continue
+                    raise
+            else:
+                vbs = await self.get_next(t, asks)
+            if not vbs:
+                raise SnmpBadResponse(t.label, "empty response to a walk request")
+            width = len(active)
+            done: set[OID] = set()
+            for k, vb in enumerate(vbs):
+                col = active[k % width]
+                if col in done:
+                    continue
+                n = len(col)
+                if vb.tag == Tag.END_OF_MIB_VIEW or vb.oid[:n] != col or vb.tag in (
+                        Tag.NO_SUCH_OBJECT, Tag.NO_SUCH_INSTANCE):
+                    done.add(col)
+                    continue
+                if vb.oid <= cursor[col]:
+                    raise SnmpBadResponse(t.label, f"agent returned non-increasing OID "
+                                          f"{'.'.join(map(str, vb.oid))} while walking "
+                                          f"{'.'.join(map(str, col))}")
+                cursor[col] = vb.oid
+                rows = out[col]
+                rows.append(vb)
+                if len(rows) > max_rows:
+                    raise SnmpBadResponse(t.label, f"more than {max_rows} rows under "
+                                          f"{'.'.join(map(str, col))}; is the agent looping?")
+            # Columns whose rows this (possibly trimmed) answer did not finish stay active and
+            # are asked again from their cursor.
+            active = [c for c in active if c not in done]
+        return out
