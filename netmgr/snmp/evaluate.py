@@ -1,0 +1,277 @@
+"""Turn an AP's fetched varbinds into what people ask about: system, interfaces, radios, clients.
+
+Pure functions over (profile, scalar varbinds, walked columns). A profile OID
+the agent does not have yields None / nothing, never an exception: agents
+differ by firmware, and a half-answering AP is still worth reporting.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from netmgr.snmp.profiles import Column, Profile
+from netmgr.snmp.types import OID, Tag, VarBind
+
+HR_STORAGE_RAM = (1, 3, 6, 1, 2, 1, 25, 2, 1, 2)  # HOST-RESOURCES-TYPES::hrStorageRam
+
+
+@dataclass
+class Interface:
+    index: int
+    name: str
+    descr: str = ""
+    alias: str = ""
+    type: int | None = None
+    oper_status: int | None = None
+    speed_bps: int | None = None
+    in_octets: int | None = None
+    out_octets: int | None = None
+    counter_bits: int = 32
+    in_errors: int | None = None
+    out_errors: int | None = None
+
+
+@dataclass
+class Radio:
+    name: str
+    channel: int | None = None
+    noise_dbm: int | None = None
+    clients: int | None = None
+    tx_power: int | None = None
+
+
+@dataclass
+class PollResult:
+    """Everything one poll learned; ``asdict`` gives the JSON of ``netmgr ap poll --json``."""
+
+    profile: str
+    vendor: str
+    family: str
+    sys_descr: str = ""
+    sys_object_id: str = ""
+    sys_name: str = ""
+    sys_location: str = ""
+    uptime_ticks: int | None = None
+    interfaces: list[Interface] = field(default_factory=list)
+    radios: list[Radio] = field(default_factory=list)
+    clients_total: int | None = None
+    clients_by_ssid: dict[str, int] = field(default_factory=dict)
+    clients_by_radio: dict[str, int] = field(default_factory=dict)
+    cpu_pct: float | None = None
+    mem_used_bytes: int | None = None
+    mem_total_bytes: int | None = None
+    missing: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def convert(vb: VarBind | None, col: Column) -> Any:
+    """A varbind's value as the profile's type says; None when absent or an exception."""
+    if vb is None or vb.is_exception or vb.tag == Tag.NULL:
+        return None
+    v = vb.value
+    if col.type == "string":
+        if isinstance(v, bytes):
+            return v.split(b"\0", 1)[0].decode("utf-8", "replace").strip()
+        return str(v)
+    if col.type == "oid":
+        return ".".join(map(str, v)) if isinstance(v, tuple) else None
+    if col.type == "ipaddress":
+        return ".".join(str(b) for b in v) if isinstance(v, bytes) and len(v) == 4 else None
+    if isinstance(v, int):
+        return v
+    if isinstance(v, bytes):
+        # Some agents (NET-SNMP-EXTEND, a few vendors) send numbers as strings.
+        try:
+            return int(v.strip().split()[0])
+        except (ValueError, IndexError):
+            return None
+    return None
+
+
+Rows = dict[OID, dict[str, Any]]
+
+
+def build_tables(profile: Profile, columns: dict[OID, list[VarBind]]) -> dict[str, Rows]:
+    """Per table: row index -> {column: value}, rows in index order."""
+    tables: dict[str, Rows] = {}
+    for t in profile.tables.values():
+        rows: Rows = {}
+        for cname, col in t.columns.items():
+            base = col.oid_t
+            n = len(base)
+            for vb in columns.get(base, ()):
+                if vb.oid[:n] != base:
+                    continue
+                rows.setdefault(vb.oid[n:], {})[cname] = convert(vb, col)
+        tables[t.name] = dict(sorted(rows.items()))
+    return tables
+
+
+def resolve(ref: str | None, table: str, index: OID, row: dict[str, Any], tables: dict[str, Rows]) -> Any:
+    if ref is None:
+        return None
+    if ref == "index":
+        return ".".join(map(str, index))
+    m = re.fullmatch(r"index\[(-?\d+)\]", ref)
+    if m:
+        try:
+            return index[int(m.group(1))]
+        except IndexError:
+            return None
+    if "." in ref:
+        t, c = ref.split(".", 1)
+        return tables.get(t, {}).get(index, {}).get(c)
+    return row.get(ref)
+
+
+def decode_extend_name(index: OID) -> str | None:
+    """NET-SNMP-EXTEND-MIB indexes rows by the extend's name: length, then one arc per byte."""
+    if not index or index[0] != len(index) - 1:
+        return None
+    try:
+        return bytes(index[1:]).decode("ascii")
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def _int(v: Any) -> int | None:
+    try:
+        return int(v)
+    except (TypeError, ValueError):
+        return None
+
+
+def evaluate(profile: Profile, scalars: dict[OID, VarBind], columns: dict[OID, list[VarBind]]) -> PollResult:
+    """Everything the profile says about one AP from one poll's varbinds."""
+    s = {name: convert(scalars.get(sc.oid_t), sc) for name, sc in profile.scalars.items()}
+    r = PollResult(profile.name, profile.vendor, profile.family,
+                   sys_descr=s.get("sys_descr") or "", sys_object_id=s.get("sys_object_id") or "",
+                   sys_name=s.get("sys_name") or "", sys_location=s.get("sys_location") or "",
+                   uptime_ticks=s.get("sys_uptime"))
+    r.missing = sorted(n for n, v in s.items() if v is None)
+    tables = build_tables(profile, columns)
+    r.interfaces = _interfaces(tables.get("if", {}))
+    _clients(profile, s, tables, r)
+    _radios(profile, tables, r)
+    _cpu(profile, s, tables, r)
+    _memory(profile, s, tables, r)
+    return r
+
+
+def _interfaces(rows: Rows) -> list[Interface]:
+    out = []
+    for index, row in rows.items():
+        if len(index) != 1:
+            continue
+        hc = row.get("hc_in_octets") is not None and row.get("hc_out_octets") is not None
+        high = row.get("high_speed")
+        speed = high * 1_000_000 if high else row.get("speed")
+        out.append(Interface(
+            index=index[0], name=row.get("name") or row.get("descr") or f"if{index[0]}",
+            descr=row.get("descr") or "", alias=row.get("alias") or "", type=row.get("type"),
+            oper_status=row.get("oper_status"), speed_bps=speed,
+            in_octets=row.get("hc_in_octets") if hc else row.get("in_octets"),
+            out_octets=row.get("hc_out_octets") if hc else row.get("out_octets"),
+            counter_bits=64 if hc else 32, in_errors=row.get("in_errors"), out_errors=row.get("out_errors"),
+        ))
+    return out
+
+
+def _clients(profile: Profile, s: dict[str, Any], tables: dict[str, Rows], r: PollResult) -> None:
+    total: int | None = None
+    for src in profile.clients:
+        if src.scalar:
+            v = _int(s.get(src.scalar))
+            if v is not None:
+                total = (total or 0) + v
+            continue
+        if src.extend:
+            for index, row in tables.get("extend", {}).items():
+                name = decode_extend_name(index)
+                m = re.fullmatch(src.extend, name or "")
+                v = _int(row.get("output"))
+                if m is None or v is None:
+                    continue
+                label = m.groupdict().get("radio")
+                if label:
+                    r.clients_by_radio[label] = r.clients_by_radio.get(label, 0) + v
+                total = (total or 0) + v
+            continue
+        assert src.table
+        rows = tables.get(src.table, {})
+        if src.count:
+            total = total or 0  # an empty registration table is a real zero
+        for index, row in rows.items():
+            if src.where and not all(re.search(rx, str(resolve(col, src.table, index, row, tables) or ""))
+                                     for col, rx in src.where.items()):
+                continue
+            n = (1 if row.get(src.count) is not None else None) if src.count else _int(row.get(src.sum))
+            if n is None:
+                continue
+            total = (total or 0) + n
+            ssid = resolve(src.ssid, src.table, index, row, tables)
+            if ssid not in (None, ""):
+                r.clients_by_ssid[str(ssid)] = r.clients_by_ssid.get(str(ssid), 0) + n
+            radio = resolve(src.radio, src.table, index, row, tables)
+            if radio not in (None, ""):
+                r.clients_by_radio[str(radio)] = r.clients_by_radio.get(str(radio), 0) + n
+    r.clients_total = total
+
+
+def _radios(profile: Profile, tables: dict[str, Rows], r: PollResult) -> None:
+    spec = profile.radios
+    if not spec:
+        return
+    for index, row in tables.get(spec.table, {}).items():
+        name = resolve(spec.name, spec.table, index, row, tables)
+        if name in (None, ""):
+            continue
+
+        def get(ref: str | None, index: OID = index, row: dict[str, Any] = row) -> int | None:
+            return _int(resolve(ref, spec.table, index, row, tables))
+
+        clients = get(spec.clients)
+        if clients is None:
+            clients = r.clients_by_radio.get(str(name))
+        r.radios.append(Radio(str(name), get(spec.channel), get(spec.noise), clients, get(spec.tx_power)))
+
+
+def _cpu(profile: Profile, s: dict[str, Any], tables: dict[str, Rows], r: PollResult) -> None:
+    c = profile.cpu
+    if not c:
+        return
+    values: list[float] = []
+    if c.scalar and s.get(c.scalar) is not None:
+        values = [float(s[c.scalar])]
+    elif c.table and c.column:
+        values = [float(v) for row in tables.get(c.table, {}).values()
+                  if (v := _int(row.get(c.column))) is not None]
+    if values:
+        avg = sum(values) / len(values) * c.scale
+        r.cpu_pct = round(100 - avg if c.idle else avg, 2)
+
+
+def _memory(profile: Profile, s: dict[str, Any], tables: dict[str, Rows], r: PollResult) -> None:
+    m = profile.memory
+    if not m:
+        return
+    if m.hr_storage:
+        for row in tables.get("hr_storage", {}).values():
+            if row.get("type") == ".".join(map(str, HR_STORAGE_RAM)) and row.get("units") and row.get("size"):
+                r.mem_total_bytes = row["size"] * row["units"]
+                r.mem_used_bytes = (row.get("used") or 0) * row["units"]
+                return
+        return
+    total = _int(s.get(m.total or ""))
+    if total is None:
+        return
+    used = _int(s.get(m.used)) if m.used else None
+    if used is None and m.free:
+        free = _int(s.get(m.free))
+        used = None if free is None else total - free
+    r.mem_total_bytes = total * m.unit_bytes
+    r.mem_used_bytes = None if used is None else used * m.unit_bytes
