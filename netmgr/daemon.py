@@ -235,6 +235,7 @@ class ApiService(Service):
 # Services other issues add register here: (config switch, factory path).
 SERVICE_FACTORIES: list[tuple[Callable[[Settings], bool], str]] = [
     (lambda s: s.api.enabled, "netmgr.daemon:ApiService"),
+    (lambda s: s.snmp.enabled, "netmgr.snmp.poller:PollerService"),
 ]
 
 

@@ -365,7 +365,8 @@ def snmpget_ok(port: int, community: str, oid: str = "1.3.6.1.2.1.1.3.0") -> boo
 class Snmpd:
     """net-snmp snmpd on a private UDP port: v2c community and a v3 authPriv user (SHA/AES)."""
 
-    def __init__(self, extra_config: str = "", community: str = "netmgr-test") -> None:
+    def __init__(self, extra_config: str = "", community: str = "netmgr-test",
+                 disable_modules: str = "") -> None:
         binary = require("snmpd")
         self.host = "127.0.0.1"
         self.dir = workdir("snmpd")
@@ -377,7 +378,8 @@ class Snmpd:
         with conf.open("a", encoding="utf-8") as f:
             f.write("\n" + extra_config + "\n")
         chown(self.dir)
-        argv = [binary, "-f", "-C", "-c", str(conf), "-I", "-smux", "-Lo", "-p",
+        modules = "-smux" + (f",{disable_modules}" if disable_modules else "")
+        argv = [binary, "-f", "-C", "-c", str(conf), "-I", modules, "-Lo", "-p",
                 str(self.dir / "snmpd.pid"), f"udp:127.0.0.1:{self.port}"]
         env = dict(os.environ, MIBS="", SNMP_PERSISTENT_DIR=str(self.dir / "persist"),
                    SNMPCONFPATH=str(self.dir))

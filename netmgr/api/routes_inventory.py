@@ -14,7 +14,7 @@ from netmgr.auth import Principal
 from netmgr.errors import Conflict, NotFound, UsageError
 from netmgr.inventory import ApIn, SpeakerIn, validate_records
 from netmgr.records import ImportRefused, parse_records
-from netmgr.store.models import AccessPoint, Speaker, Zone
+from netmgr.store.models import AccessPoint, ApEvent, ApState, Speaker, Zone
 
 router = APIRouter()
 Caller = Annotated[Principal, Depends(principal)]
@@ -31,6 +31,24 @@ def ap_out(ap: AccessPoint) -> dict[str, Any]:
         snmp["community"] = MASK if ap.community else "(default)"
     return {"name": ap.name, "host": ap.host, "port": ap.port, "zone": ap.zone, "lat": ap.lat,
             "lon": ap.lon, "tags": ap.tags, "snmp": snmp, "profile": ap.profile, "enabled": ap.enabled}
+
+
+def iso(dt: Any) -> str | None:
+    return dt.isoformat() if dt is not None else None
+
+
+def state_out(st: ApState | None, detail: bool = False) -> dict[str, Any]:
+    if st is None:
+        return {"status": "unknown", "clients": None, "last_poll": None, "vendor": None, "model": None}
+    out = {"status": st.status, "status_since": iso(st.status_since), "flaps": st.flaps,
+           "clients": st.clients, "last_poll": iso(st.last_poll), "last_ok": iso(st.last_ok),
+           "response_ms": None if st.response_ms is None else round(st.response_ms, 1),
+           "uptime_s": st.uptime_s, "vendor": st.vendor, "model": st.model, "matched_profile": st.profile,
+           "sys_name": st.sys_name, "cpu_pct": st.cpu_pct, "mem_used": st.mem_used, "mem_total": st.mem_total,
+           "last_error": st.last_error}
+    if detail:
+        out |= st.detail or {}
+    return out
 
 
 def speaker_out(sp: Speaker) -> dict[str, Any]:
@@ -78,10 +96,15 @@ def tag_filter(items: list[Any], tag: str | None) -> list[Any]:
 
 
 @router.get("/aps", tags=["aps"])
-async def list_aps(_: Caller, s: Session, zone: str | None = None, tag: str | None = None) -> dict[str, Any]:
-    rows = list(await s.scalars(select(AccessPoint).where(zone_filter(AccessPoint.zone, zone))
-                                .order_by(AccessPoint.name)))
-    return page([ap_out(a) for a in tag_filter(rows, tag)])
+async def list_aps(_: Caller, s: Session, zone: str | None = None, tag: str | None = None,
+                   status: str | None = None) -> dict[str, Any]:
+    q = (select(AccessPoint, ApState).outerjoin(ApState, ApState.ap_id == AccessPoint.id)
+         .where(zone_filter(AccessPoint.zone, zone)).order_by(AccessPoint.name))
+    rows = (await s.execute(q)).all()
+    items = [ap_out(a) | state_out(st) for a, st in rows if not tag or tag_filter([a], tag)]
+    if status:
+        items = [i for i in items if i["status"] == status]
+    return page(items)
 
 
 async def _ap(s: AsyncSession, name: str) -> AccessPoint:
@@ -93,7 +116,11 @@ async def _ap(s: AsyncSession, name: str) -> AccessPoint:
 
 @router.get("/aps/{name}", tags=["aps"])
 async def get_ap(name: str, _: Caller, s: Session) -> dict[str, Any]:
-    return ap_out(await _ap(s, name))
+    ap = await _ap(s, name)
+    events = await s.scalars(select(ApEvent).where(ApEvent.ap_id == ap.id)
+                             .order_by(ApEvent.id.desc()).limit(20))
+    return ap_out(ap) | state_out(await s.get(ApState, ap.id), detail=True) | {
+        "events": [{"ts": iso(e.ts), "status": e.status, "detail": e.detail} for e in events]}
 
 
 @router.post("/aps", tags=["aps"], status_code=201)

@@ -61,15 +61,38 @@ def import_(obj: CliContext, file: Path, fmt: str | None) -> None:
 @ap.command("list")
 @click.option("--zone", help="Only this zone and below.")
 @click.option("--tag", help="key or key=value")
+@click.option("--status", type=click.Choice(["up", "down", "unknown"]))
 @json_option
 @pass_ctx
-def list_(obj: CliContext, zone: str | None, tag: str | None, as_json: bool) -> None:
-    """List APs."""
-    items = obj.client().get("/api/v1/aps", zone=zone, tag=tag)["items"]
+def list_(obj: CliContext, zone: str | None, tag: str | None, status: str | None, as_json: bool) -> None:
+    """List APs with their status, clients and last poll."""
+    items = obj.client().get("/api/v1/aps", zone=zone, tag=tag, status=status)["items"]
     if as_json:
         echo_json(items)
         return
-    print_table(items, [("name", "name"), ("zone", "zone"), ("host", "host"), ("profile", "profile")])
+    tz = obj.settings().tz
+    for i in items:
+        i["vendor_model"] = " ".join(x for x in (i.get("vendor"), i.get("model")) if x) or ""
+        i["last"] = _local(i.get("last_poll"), tz)
+    print_table(items, [("name", "name"), ("zone", "zone"), ("vendor_model", "vendor/model"),
+                        ("status", "status"), ("clients", "clients"), ("last", "last poll")])
+
+
+def _local(iso: str | None, tz: object) -> str:
+    from datetime import datetime
+
+    if not iso:
+        return ""
+    return datetime.fromisoformat(iso).astimezone(tz).strftime("%Y-%m-%d %H:%M:%S")  # type: ignore[arg-type]
+
+
+def _bps(v: float | None) -> str:
+    if v is None:
+        return "-"
+    for unit, div in (("Gbit/s", 1e9), ("Mbit/s", 1e6), ("kbit/s", 1e3)):
+        if v >= div:
+            return f"{v / div:.2f} {unit}"
+    return f"{v:.0f} bit/s"
 
 
 @ap.command("show")
@@ -77,13 +100,36 @@ def list_(obj: CliContext, zone: str | None, tag: str | None, as_json: bool) -> 
 @json_option
 @pass_ctx
 def show(obj: CliContext, name: str, as_json: bool) -> None:
-    """Show one AP (secrets masked)."""
+    """One AP: profile, interfaces with rates, radios, clients, recent status changes."""
     r = obj.client().get(f"/api/v1/aps/{name}")
     if as_json:
         echo_json(r)
         return
-    for k, v in r.items():
-        click.echo(f"{k:9} {v if v is not None else ''}")
+    tz = obj.settings().tz
+    click.echo(f"{r['name']}  {r['host']}:{r['port']}  zone {r['zone']}")
+    since = _local(r.get("status_since"), tz)
+    click.echo(f"status   {r['status']} since {since}  flaps {r.get('flaps', 0)}")
+    click.echo(f"profile  {r.get('matched_profile') or '-'} ({r.get('vendor') or ''} {r.get('model') or ''})")
+    click.echo(f"system   {r.get('sys_name') or ''}  uptime {r.get('uptime_s') or '-'} s  "
+               f"response {r.get('response_ms') or '-'} ms  last poll {_local(r.get('last_poll'), tz)}")
+    if r.get("last_error"):
+        click.echo(f"error    {r['last_error']}")
+    click.echo(f"clients  {r.get('clients') if r.get('clients') is not None else '-'}"
+               + "".join(f"  {k}: {v}" for k, v in (r.get("clients_by_ssid") or {}).items()))
+    if r.get("cpu_pct") is not None or r.get("mem_total"):
+        click.echo(f"cpu      {r.get('cpu_pct')} %  memory {r.get('mem_used')} / {r.get('mem_total')} bytes")
+    rows = [{"name": i["name"], "status": {1: "up", 2: "down"}.get(i.get("oper_status"), "?"),
+             "in": _bps(i.get("in_bps")), "out": _bps(i.get("out_bps")), "bits": i.get("counter_bits"),
+             "errors": f"{i.get('in_errors') or 0}/{i.get('out_errors') or 0}"}
+            for i in r.get("interfaces", [])]
+    if rows:
+        print_table(rows, [("name", "interface"), ("status", "oper"), ("in", "in"), ("out", "out"),
+                           ("bits", "counter"), ("errors", "errors in/out")])
+    if r.get("radios"):
+        print_table(r["radios"], [("name", "radio"), ("channel", "channel"), ("noise_dbm", "noise dBm"),
+                                  ("clients", "clients")])
+    for e in r.get("events", [])[:10]:
+        click.echo(f"{_local(e['ts'], tz)}  {e['status']:5} {e['detail']}")
 
 
 @ap.command("remove")
@@ -93,3 +139,171 @@ def remove(obj: CliContext, name: str) -> None:
     """Remove an AP from the inventory."""
     obj.client().delete(f"/api/v1/aps/{name}")
     click.echo(f"removed AP {name}")
+
+
+def _target(name: str, host: str, port: int, community: str | None, v3_user: str | None,
+            auth_key: str | None, priv_key: str | None, auth_proto: str | None, priv_proto: str | None,
+            timeout: float, retries: int, obj: CliContext) -> object:
+    from netmgr.snmp.client import Target
+
+    if community and v3_user:
+        raise click.UsageError("give either --community (v2c) or --v3-user (v3), not both")
+    if v3_user:
+        return Target(name, host, port, version="3", v3_user=v3_user, auth_key=auth_key, priv_key=priv_key,
+                      auth_proto=auth_proto or ("SHA" if auth_key else None),
+                      priv_proto=priv_proto or ("AES" if priv_key else None), timeout=timeout,
+                      retries=retries)
+    if community is None:
+        community = obj.settings().snmp.default_community.get_secret_value()
+    return Target(name, host, port, community=community, timeout=timeout, retries=retries)
+
+
+def snmp_options(f: object) -> object:
+    for opt in reversed([
+        click.option("--community", help="SNMPv2c community (default: [snmp] default_community)."),
+        click.option("--v3-user"), click.option("--auth-key"), click.option("--priv-key"),
+        click.option("--auth-proto", type=click.Choice(["SHA", "SHA256", "MD5"])),
+        click.option("--priv-proto", type=click.Choice(["AES", "AES256", "DES"])),
+        click.option("--timeout", type=click.FloatRange(0.05, 60), default=2.0, show_default=True),
+        click.option("--retries", type=click.IntRange(0, 10), default=1, show_default=True),
+    ]):
+        f = opt(f)
+    return f
+
+
+def _host_port(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if sep and port.isdigit() and "]" not in port:
+        return host.strip("[]"), int(port)
+    return value.strip("[]"), 161
+
+
+@ap.command("poll")
+@click.argument("address", metavar="HOST[:PORT]")
+@click.option("--profile", help="Force a vendor profile instead of matching sysObjectID.")
+@snmp_options
+@json_option
+@pass_ctx
+def poll(obj: CliContext, address: str, profile: str | None, community: str | None, v3_user: str | None,
+         auth_key: str | None, priv_key: str | None, auth_proto: str | None, priv_proto: str | None,
+         timeout: float, retries: int, as_json: bool) -> None:
+    """Poll one agent now (no daemon needed): matched profile, system, interfaces, clients."""
+    import asyncio
+    import dataclasses
+
+    from netmgr.snmp.client import SnmpClient
+    from netmgr.snmp.poller import poll_agent
+    from netmgr.snmp.profiles import load_profiles
+
+    host, port = _host_port(address)
+    target = _target(address, host, port, community, v3_user, auth_key, priv_key, auth_proto, priv_proto,
+                     timeout, retries, obj)
+    profiles = load_profiles()
+    if profile and profile not in profiles.by_name:
+        known = ", ".join(sorted(profiles.by_name))
+        raise click.BadParameter(f"unknown profile {profile!r}; known: {known}", param_hint="--profile")
+
+    async def go() -> tuple[object, float]:
+        async with SnmpClient() as client:
+            return await poll_agent(client, target, profiles, profile)  # type: ignore[arg-type]
+
+    result, ms = asyncio.run(go())
+    data = dataclasses.asdict(result) | {"host": host, "port": port, "response_ms": round(ms, 1)}
+    if as_json:
+        echo_json(data)
+        return
+    click.echo(f"{address}: profile {result.profile} ({result.vendor} {result.family}) in {ms:.0f} ms")
+    click.echo(f"  sysName {result.sys_name!r}  sysObjectID {result.sys_object_id}")
+    click.echo(f"  sysDescr {result.sys_descr[:100]!r}")
+    up = "-" if result.uptime_ticks is None else f"{result.uptime_ticks / 100 / 86400:.1f} days"
+    click.echo(f"  uptime {up}  cpu {result.cpu_pct if result.cpu_pct is not None else '-'} %  "
+               f"memory {result.mem_used_bytes or '-'} / {result.mem_total_bytes or '-'} bytes")
+    total = "-" if result.clients_total is None else result.clients_total
+    click.echo(f"  clients {total}" + "".join(f"  {k}: {v}" for k, v in result.clients_by_ssid.items()))
+    if result.interfaces:
+        print_table([dataclasses.asdict(i) for i in result.interfaces],
+                    [("index", "#"), ("name", "name"), ("oper_status", "oper"), ("speed_bps", "speed"),
+                     ("in_octets", "in octets"), ("out_octets", "out octets"), ("counter_bits", "bits")])
+    if result.radios:
+        print_table([dataclasses.asdict(r) for r in result.radios],
+                    [("name", "radio"), ("channel", "channel"), ("noise_dbm", "noise"),
+                     ("clients", "clients")])
+
+
+@ap.command("discover")
+@click.argument("cidr")
+@click.option("--port", type=click.IntRange(1, 65535), default=161, show_default=True)
+@click.option("--concurrency", type=click.IntRange(1, 1024), default=128, show_default=True)
+@click.option("--add", is_flag=True, help="Add the responding agents to the inventory (needs --zone).")
+@click.option("--zone", help="Zone for --add.")
+@snmp_options
+@json_option
+@pass_ctx
+def discover(obj: CliContext, cidr: str, port: int, concurrency: int, add: bool, zone: str | None,
+             community: str | None, v3_user: str | None, auth_key: str | None, priv_key: str | None,
+             auth_proto: str | None, priv_proto: str | None, timeout: float, retries: int,
+             as_json: bool) -> None:
+    """Find SNMP agents in CIDR (bounded, concurrent) and show the profile each matches."""
+    import asyncio
+    import ipaddress
+
+    from rich.progress import Progress
+
+    from netmgr.snmp.client import SnmpClient
+    from netmgr.snmp.discover import identify
+    from netmgr.snmp.profiles import load_profiles
+
+    try:
+        net = ipaddress.ip_network(cidr, strict=False)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="CIDR") from None
+    if net.num_addresses > 65536:
+        raise click.BadParameter(f"{cidr} has {net.num_addresses} addresses; scan at most a /16 at once",
+                                 param_hint="CIDR")
+    if add and not zone:
+        raise click.UsageError("--add needs --zone")
+    hosts = [str(h) for h in (net.hosts() if net.num_addresses > 2 else net)]
+    profiles = load_profiles()
+    found: list[dict[str, object]] = []
+
+    async def go() -> None:
+        sem = asyncio.Semaphore(concurrency)
+        async with SnmpClient() as client:
+            with Progress(transient=True, disable=as_json) as progress:
+                task = progress.add_task(f"scanning {cidr}", total=len(hosts))
+
+                async def one(host: str) -> None:
+                    t = _target(host, host, port, community, v3_user, auth_key, priv_key, auth_proto,
+                                priv_proto, timeout, retries, obj)
+                    async with sem:
+                        try:
+                            p, sys_oid, descr = await identify(lambda oids: client.get(t, oids), profiles)
+                            name_vb = await client.get(t, [(1, 3, 6, 1, 2, 1, 1, 5, 0)])
+                            from netmgr.snmp.discover import text
+
+                            found.append({"host": host, "port": port, "profile": p.name, "vendor": p.vendor,
+                                          "sys_name": text(name_vb[0]), "sys_object_id": sys_oid,
+                                          "sys_descr": descr[:80]})
+                        except Exception:  # noqa: BLE001, S110 - silence is the common answer in a scan
+                            pass
+                        finally:
+                            progress.advance(task)
+
+                await asyncio.gather(*(one(h) for h in hosts))
+
+    asyncio.run(go())
+    found.sort(key=lambda f: ipaddress.ip_address(str(f["host"])))
+    if add and found:
+        body = [{"name": str(f["sys_name"] or f["host"]).replace(" ", "-")[:128], "host": f["host"],
+                 "port": port, "zone": zone, "snmp": {"community": community} if community else {}}
+                for f in found]
+        import yaml
+
+        r = obj.client().post("/api/v1/aps/import", {"format": "yaml", "text": yaml.safe_dump(body)})
+        click.echo(f"added {r['created']}, updated {r['updated']} APs in {zone}", err=as_json)
+    if as_json:
+        echo_json(found)
+    else:
+        print_table(found, [("host", "host"), ("sys_name", "sysName"), ("profile", "profile"),
+                            ("vendor", "vendor"), ("sys_descr", "sysDescr")],
+                    title=f"{len(found)} agents answered in {cidr}")

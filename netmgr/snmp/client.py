@@ -8,15 +8,18 @@ Errors are SnmpTimeout / SnmpBadResponse naming the target as ``NAME (HOST:PORT)
 
 from __future__ import annotations
 
+import asyncio
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from netmgr.errors import SnmpBadResponse
+from netmgr.errors import SnmpBadResponse, SnmpTimeout
 from netmgr.snmp import ber
 from netmgr.snmp.transport import UdpTransport
 from netmgr.snmp.types import OID, Tag, VarBind
 
 TOO_BIG = 1
+V3_RESET_EVERY = 30.0
 MAX_ROWS = 20_000
 ERROR_NAMES = {1: "tooBig", 2: "noSuchName", 3: "badValue", 4: "readOnly", 5: "genErr", 6: "noAccess",
                16: "authorizationError"}
@@ -52,6 +55,8 @@ class SnmpClient:
     def __init__(self) -> None:
         self.transport = UdpTransport()
         self._v3: Any = None
+        self._v3_reset_at = -V3_RESET_EVERY
+        self._v3_generation = 0
 
     async def __aenter__(self) -> SnmpClient:
         await self.transport.open()
@@ -73,11 +78,31 @@ class SnmpClient:
             self._v3 = V3Engine()
         return self._v3
 
+    async def _v3_request(self, t: Target, pdu: int, oids: list[OID], nr: int, mr: int) -> list[VarBind]:
+        generation = self._v3_generation
+        try:
+            return await self._v3_engine().request(t, pdu, oids, nr, mr)
+        except SnmpTimeout:
+            # pysnmp caches each agent's engine boots/time; an agent that rebooted answers
+            # "in the past" and pysnmp drops every reply. A fresh engine rediscovers it.
+            # Requests that were in flight on the old engine retry on the new one; a new
+            # reset is rate-limited so dead v3 APs do not thrash the engine.
+            now = time.monotonic()
+            if generation == self._v3_generation:
+                if now - self._v3_reset_at < V3_RESET_EVERY:
+                    raise
+                self._v3_reset_at = now
+                self._v3_generation += 1
+                old, self._v3 = self._v3, None
+                if old is not None:  # close once its in-flight requests have timed out
+                    asyncio.get_running_loop().call_later(2 * (t.timeout * (t.retries + 1)) + 1, old.close)
+            return await self._v3_engine().request(t, pdu, oids, nr, mr)
+
     async def _request(
         self, t: Target, pdu: int, oids: list[OID], nr: int = 0, mr: int = 0
     ) -> list[VarBind]:
         if t.version == "3":
-            return await self._v3_engine().request(t, pdu, oids, nr, mr)
+            return await self._v3_request(t, pdu, oids, nr, mr)
         community = t.community.encode()
         version = ber.V1 if t.version == "1" else ber.V2C
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Float,
@@ -160,3 +161,41 @@ class Speaker(Base):
     tags: Mapped[dict[str, Any]] = mapped_column(default=dict)
     model: Mapped[str] = mapped_column(String(64), default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ApState(Base):
+    """The latest poll of an AP (one row per AP, overwritten), for `ap list` and `ap show`."""
+
+    __tablename__ = "ap_state"
+
+    ap_id: Mapped[int] = mapped_column(ForeignKey("access_points.id", ondelete="CASCADE"), primary_key=True)
+    status: Mapped[str] = mapped_column(String(8), default="unknown")  # unknown | up | down
+    status_since: Mapped[datetime | None] = mapped_column()
+    flaps: Mapped[int] = mapped_column(Integer, default=0)
+    last_poll: Mapped[datetime | None] = mapped_column()
+    last_ok: Mapped[datetime | None] = mapped_column()
+    response_ms: Mapped[float | None] = mapped_column(Float)
+    uptime_s: Mapped[float | None] = mapped_column(Float)
+    profile: Mapped[str | None] = mapped_column(String(64))
+    vendor: Mapped[str | None] = mapped_column(String(64))
+    model: Mapped[str | None] = mapped_column(String(128))
+    sys_name: Mapped[str | None] = mapped_column(String(255))
+    clients: Mapped[int | None] = mapped_column(Integer)
+    cpu_pct: Mapped[float | None] = mapped_column(Float)
+    mem_used: Mapped[int | None] = mapped_column(BigInteger)
+    mem_total: Mapped[int | None] = mapped_column(BigInteger)
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class ApEvent(Base):
+    """A status change of an AP (up/down), kept for `ap show` and the audit of outages."""
+
+    __tablename__ = "ap_events"
+    __table_args__ = (Index("ix_ap_events_ap_ts", "ap_id", "ts"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    ap_id: Mapped[int] = mapped_column(ForeignKey("access_points.id", ondelete="CASCADE"))
+    ts: Mapped[datetime] = mapped_column(default=utcnow)
+    status: Mapped[str] = mapped_column(String(8))
+    detail: Mapped[str] = mapped_column(Text, default="")

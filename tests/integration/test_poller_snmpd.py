@@ -1,0 +1,102 @@
+"""The poller against real net-snmp snmpd: rates across a Counter32 wrap, none across a restart."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+from services import SERVERS, chown
+
+from netmgr.snmp.client import SnmpClient, Target
+from netmgr.snmp.poller import ApRuntime, Poller
+from netmgr.snmp.profiles import load_profiles
+
+WRAP = 2**32
+
+
+@pytest.fixture(scope="module")
+def counter_agent(snmpd_factory, tmp_path_factory):
+    """snmpd whose ifTable comes from a counters.json the test writes."""
+    import services
+
+    d = services.workdir("ifpass")
+    shutil.copy(SERVERS / "ifpass.py", d / "ifpass.py")
+    (d / "counters.json").write_text("{}")
+    chown(d)
+    (d / "counters.json").chmod(0o666)
+    agent = snmpd_factory(extra_config=f"pass .1.3.6.1.2.1.2.2 /usr/bin/python3 {d / 'ifpass.py'}",
+                          disable_modules="ifTable,ifXTable,interfaces")
+    agent.counters = d / "counters.json"
+    return agent
+
+
+def write(agent, in_octets, out_octets, speed=100_000_000):
+    agent.counters.write_text(json.dumps({"1": {"descr": "eth0", "type": 6, "speed": speed, "oper": 1,
+                                                "in": in_octets, "out": out_octets}}))
+
+
+def targets(agent):
+    v3 = agent.v3
+    return {
+        "v2c": Target("ap-v2c", "127.0.0.1", agent.port, community=agent.community, timeout=2, retries=1),
+        "v3": Target("ap-v3", "127.0.0.1", agent.port, version="3", v3_user=v3["user"], auth_proto="SHA",
+                     auth_key=v3["auth_key"], priv_proto="AES", priv_key=v3["priv_key"], timeout=2, retries=1),
+    }
+
+
+@pytest.mark.parametrize("version", ["v2c", "v3"])
+async def test_rates_across_wrap_and_restart(counter_agent, version):
+    profiles = load_profiles()
+    async with SnmpClient() as client:
+        poller = Poller(client, profiles, interval=60, concurrency=4, down_after=3, up_after=1)
+        ap = ApRuntime(1, "ap-test", "z", targets(counter_agent)[version], forced_profile="generic")
+
+        write(counter_agent, WRAP - 5_000, 1_000_000)
+        assert await poller.poll_one(ap), ap.last_error
+        assert ap.reach.status == "up"
+        t1 = ap.samples[(1, "in")].t
+        assert ap.rates[1]["in_bps"] is None  # first sample: no rate yet
+
+        write(counter_agent, 20_000, 1_250_000)  # in wraps; out moves 250,000
+        assert await poller.poll_one(ap), ap.last_error
+        dt = ap.samples[(1, "in")].t - t1
+        assert ap.rates[1]["in_bps"] == pytest.approx((5_000 + 20_000) * 8 / dt)
+        assert ap.rates[1]["out_bps"] == pytest.approx(250_000 * 8 / dt)
+
+        counter_agent.restart()  # sysUpTime starts again from 0
+        write(counter_agent, 10, 20)
+        assert await poller.poll_one(ap), ap.last_error
+        assert ap.rates[1] == {"in_bps": None, "out_bps": None}
+
+        write(counter_agent, 10 + 12_500, 20)
+        t_prev = ap.samples[(1, "in")].t
+        assert await poller.poll_one(ap), ap.last_error
+        dt = ap.samples[(1, "in")].t - t_prev
+        assert ap.rates[1]["in_bps"] == pytest.approx(12_500 * 8 / dt)
+        assert ap.rates[1]["out_bps"] == 0
+
+
+async def test_reachability_hysteresis(counter_agent):
+    profiles = load_profiles()
+    write(counter_agent, 1, 1)
+    async with SnmpClient() as client:
+        poller = Poller(client, profiles, interval=60, concurrency=4, down_after=3, up_after=1)
+        t = targets(counter_agent)["v2c"]
+        ap = ApRuntime(1, "ap-h", "z", t, forced_profile="generic")
+        assert await poller.poll_one(ap) and ap.reach.status == "up"
+        counter_agent.stop()
+        try:
+            from dataclasses import replace
+
+            ap.target = replace(t, timeout=0.2, retries=0)
+            for expected in ("up", "up", "down"):
+                assert not await poller.poll_one(ap)
+                assert ap.reach.status == expected
+            assert f"ap-v2c (127.0.0.1:{counter_agent.port}): no SNMP response" in ap.last_error
+        finally:
+            counter_agent.start()
+        ap.target = t
+        assert await poller.poll_one(ap)
+        assert ap.reach.status == "up" and ap.reach.flaps == 2
+        assert [e[1] for e in ap.events] == ["up", "down", "up"]
