@@ -59,6 +59,7 @@ class DemoRun:
     lines: list[tuple[str, str]] = field(default_factory=list)  # (what, where) for the banner
     try_lines: list[str] = field(default_factory=list)  # commands worth trying, added by parts
     cleanups: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    reload: Callable[[], None] = lambda: None
 
 
 async def start_broker(run: DemoRun) -> None:
@@ -106,8 +107,38 @@ def auth(run: DemoRun) -> dict[str, str]:
     return {"Authorization": f"Bearer {run.admin_token}"}
 
 
+async def ap_fleet(run: DemoRun) -> None:
+    """Simulated APs, one per recording in devices/sim, added through the API and polled."""
+    import httpx
+
+    from netmgr.sim.aps import start_fleet
+
+    fleet = await start_fleet()
+    communes = ["binh-phuoc/dong-xoai/tan-phu", "binh-phuoc/dong-xoai/tien-thanh",
+                "binh-phuoc/dong-phu/tan-tien", "binh-phuoc/dong-phu/thuan-loi"]
+    names = sorted(n.decode() for n in fleet.agents)
+    aps = [{"name": f"ap-{n}", "host": "127.0.0.1", "port": fleet.port, "zone": communes[i % len(communes)],
+            "lat": 11.53 + i * 0.01, "lon": 106.88 + i * 0.01, "snmp": {"community": n}}
+           for i, n in enumerate(names)]
+    import yaml
+
+    async with httpx.AsyncClient(base_url=run.api_url, headers=auth(run)) as http:
+        r = await http.post("/api/v1/aps/import", json={"format": "yaml", "text": yaml.safe_dump(aps)})
+        r.raise_for_status()
+    # The poller picks the new inventory up on reload, as after `systemctl reload netmgr`.
+    run.reload()
+
+    async def stop() -> None:
+        fleet.close()
+
+    run.cleanups.append(stop)
+    run.lines.append((f"simulated APs ({len(aps)}, one per vendor recording)", f"udp://127.0.0.1:{fleet.port}"))
+    run.try_lines += ["netmgr ap list", f"netmgr ap show ap-{names[-1]}",
+                      f"netmgr ap poll 127.0.0.1:{fleet.port} --community {names[-1]}"]
+
+
 # Parts other features add to the demo: each gets the DemoRun once the daemon is up.
-DEMO_PARTS: list[Callable[[DemoRun], Awaitable[None]]] = []
+DEMO_PARTS: list[Callable[[DemoRun], Awaitable[None]]] = [ap_fleet]
 
 
 def banner(run: DemoRun) -> None:
@@ -175,6 +206,7 @@ async def run_demo(duration: float | None, state_dir: Path | None, api_port: int
             ready.cancel()
             raise RuntimeError("the daemon did not become ready within 60 s")
         run.lines.append(("API (FastAPI)", run.api_url + "  (OpenAPI at /docs)"))
+        run.reload = daemon._reload_requested.set
         await seed(run)
         for part in DEMO_PARTS:
             await part(run)

@@ -131,8 +131,16 @@ def test_demo_runs_and_serves(tmp_path):
                 exports = dict(kv.split("=", 1) for kv in line.split()[1:])
                 break
         assert exports, "".join(lines)
-        listed = json.loads(netmgr("zone", "list", "--json", env=dict(env, **exports), check=0).stdout)
+        env = dict(env, **exports)
+        listed = json.loads(netmgr("zone", "list", "--json", env=env, check=0).stdout)
         assert "Bình Phước" in {z["name"] for z in listed}
+
+        def all_up():
+            aps = json.loads(netmgr("ap", "list", "--json", env=env, check=0).stdout)
+            return len(aps) >= 2 and all(a["status"] == "up" for a in aps) and aps
+
+        aps = wait_for(all_up, 18, "every simulated AP polled and up", interval=0.5)
+        assert any(a["clients"] for a in aps)
         rest, _ = proc.communicate(timeout=60)
         assert proc.returncode == 0, "".join(lines) + rest
         assert "demo ran for 20s; stopping" in rest
