@@ -160,6 +160,14 @@ async def exporter_rounds(url: str, pid: int, targets: list[tuple[str, int]], ro
             "max_rss_mb": proc.memory_info().rss / 2**20}
 
 
+def targets_file(targets: list[tuple[str, int]]) -> str:
+    import tempfile
+
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump(targets, f)
+    return f.name
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--aps", type=int, default=1000)
@@ -173,7 +181,7 @@ def main() -> None:
     args = ap.parse_args()
 
     if args.worker:
-        targets = [tuple(x) for x in json.loads(args.targets)]
+        targets = [tuple(x) for x in json.loads(Path(args.targets).read_text())]
         if args.worker == "rounds":
             out = asyncio.run(netmgr_rounds(targets, args.rounds, args.concurrency))
         else:
@@ -197,7 +205,7 @@ def main() -> None:
     try:
         exp = asyncio.run(exporter_rounds(f"http://127.0.0.1:{port}", exporter.proc.pid, targets, args.rounds,
                                           args.concurrency))
-        worker = subprocess.run([sys.executable, __file__, "--worker", "rounds", "--targets", json.dumps(targets),
+        worker = subprocess.run([sys.executable, __file__, "--worker", "rounds", "--targets", targets_file(targets),
                                  "--rounds", str(args.rounds), "--concurrency", str(args.concurrency)],
                                 capture_output=True, text=True, check=True)
         nm = json.loads(worker.stdout.strip().splitlines()[-1])
@@ -214,7 +222,7 @@ def main() -> None:
         sched = None
         if args.schedule_aps:
             st = [("127.0.0.1", agents[i % len(agents)].port) for i in range(args.schedule_aps)]
-            w = subprocess.run([sys.executable, __file__, "--worker", "schedule", "--targets", json.dumps(st),
+            w = subprocess.run([sys.executable, __file__, "--worker", "schedule", "--targets", targets_file(st),
                                 "--schedule-seconds", str(args.schedule_seconds), "--concurrency", "512"],
                                capture_output=True, text=True, check=True)
             sched = json.loads(w.stdout.strip().splitlines()[-1])

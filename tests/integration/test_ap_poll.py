@@ -20,6 +20,13 @@ SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "snmpr
 # What the real LibreNMS captures must match (profile, client total); None: no client table.
 CAPTURES = {
     "unifi": ("unifi", 4),
+    "routeros": ("routeros", 11),
+    "openwrt": ("openwrt", 3),
+    "airos_airos8": ("airmax", 1),
+    "epmp": ("epmp", 1),
+    "ruckuswireless-sz": ("ruckus-sz", 146),
+    "ruckuswireless-unleashed": ("ruckus-unleashed", 0),
+    "ciscowlc": ("cisco-wlc", None),
     "linux": ("generic", None),
 }
 
