@@ -11,7 +11,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from netmgr.snmp.profiles import Column, Profile
+from netmgr.snmp.profiles import ClientSource, Column, Interfaces, Profile, Radios
 from netmgr.snmp.types import OID, Tag, VarBind
 
 HR_STORAGE_RAM = (1, 3, 6, 1, 2, 1, 25, 2, 1, 2)  # HOST-RESOURCES-TYPES::hrStorageRam
@@ -40,6 +40,17 @@ class Radio:
     noise_dbm: int | None = None
     clients: int | None = None
     tx_power: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One numeric table cell: metric ``{table}_{column}``, its type and unit, row labels, value."""
+
+    metric: str
+    type: str
+    unit: str | None
+    labels: dict[str, str]
+    value: int
 
 
 @dataclass
@@ -84,13 +95,14 @@ def convert(vb: VarBind | None, col: Column) -> Any:
     if isinstance(v, int):
         return v
     if isinstance(v, bytes):
-        # Some agents (NET-SNMP-EXTEND, a few vendors) send numbers as strings.
-        try:
-            return int(v.strip().split()[0])
-        except (ValueError, IndexError):
-            return None
+        # Some agents (NET-SNMP-EXTEND, a few vendors) send numbers as strings; Aruba sends
+        # channels as "36E" or "149+": the leading number is the value.
+        m = _LEADING_INT.match(v)
+        return int(m.group(1)) if m else None
     return None
 
+
+_LEADING_INT = re.compile(rb"\s*(-?\d+)")
 
 Rows = dict[OID, dict[str, Any]]
 
@@ -124,7 +136,12 @@ def resolve(ref: str | None, table: str, index: OID, row: dict[str, Any], tables
             return None
     if "." in ref:
         t, c = ref.split(".", 1)
-        return tables.get(t, {}).get(index, {}).get(c)
+        key = index
+        if "@" in c:  # "table.col@a:b": the other table's row at a slice of this row's index
+            c, sl = c.split("@", 1)
+            a, b = (int(x) if x else None for x in sl.split(":", 1))
+            key = index[a:b]
+        return tables.get(t, {}).get(key, {}).get(c)
     return row.get(ref)
 
 
@@ -154,7 +171,7 @@ def evaluate(profile: Profile, scalars: dict[OID, VarBind], columns: dict[OID, l
                    uptime_ticks=s.get("sys_uptime"))
     r.missing = sorted(n for n, v in s.items() if v is None)
     tables = build_tables(profile, columns)
-    r.interfaces = _interfaces(tables.get("if", {}))
+    r.interfaces = _interfaces(profile.interfaces, tables.get(profile.interfaces.table, {}))
     _clients(profile, s, tables, r)
     _radios(profile, tables, r)
     _cpu(profile, s, tables, r)
@@ -162,70 +179,114 @@ def evaluate(profile: Profile, scalars: dict[OID, VarBind], columns: dict[OID, l
     return r
 
 
-def _interfaces(rows: Rows) -> list[Interface]:
+def _interfaces(m: Interfaces, rows: Rows) -> list[Interface]:
     out = []
     for index, row in rows.items():
         if len(index) != 1:
             continue
-        hc = row.get("hc_in_octets") is not None and row.get("hc_out_octets") is not None
-        high = row.get("high_speed")
-        speed = high * 1_000_000 if high else row.get("speed")
+
+        def g(role: str, row: dict[str, Any] = row) -> Any:
+            return row.get(getattr(m, role))
+
+        hc = g("hc_in_octets") is not None and g("hc_out_octets") is not None
+        # ifSpeed is exact but saturates at 2^32-1 (4.29 Gbit/s); ifHighSpeed is rounded to Mbit/s.
+        speed, high = _int(g("speed")), _int(g("high_speed"))
+        if not speed or speed >= 2**32 - 1:
+            speed = high * 1_000_000 if high else speed
         out.append(Interface(
-            index=index[0], name=row.get("name") or row.get("descr") or f"if{index[0]}",
-            descr=row.get("descr") or "", alias=row.get("alias") or "", type=row.get("type"),
-            oper_status=row.get("oper_status"), speed_bps=speed,
-            in_octets=row.get("hc_in_octets") if hc else row.get("in_octets"),
-            out_octets=row.get("hc_out_octets") if hc else row.get("out_octets"),
-            counter_bits=64 if hc else 32, in_errors=row.get("in_errors"), out_errors=row.get("out_errors"),
+            index=index[0], name=g("name") or g("descr") or f"if{index[0]}",
+            descr=g("descr") or "", alias=g("alias") or "", type=_int(g("type")),
+            oper_status=_int(g("oper_status")), speed_bps=speed,
+            in_octets=_int(g("hc_in_octets") if hc else g("in_octets")),
+            out_octets=_int(g("hc_out_octets") if hc else g("out_octets")),
+            counter_bits=64 if hc else 32, in_errors=_int(g("in_errors")), out_errors=_int(g("out_errors")),
         ))
+    return out
+
+
+def table_samples(profile: Profile, columns: dict[OID, list[VarBind]]) -> list[Sample]:
+    """Every numeric table cell as a labelled sample (snmp_exporter style), for telemetry.
+
+    Labels come from the table's ``labels`` refs plus ``index``; string columns are
+    labels, not samples.
+    """
+    tables = build_tables(profile, columns)
+    out: list[Sample] = []
+    for t in profile.tables.values():
+        numeric = [(n, c) for n, c in t.columns.items() if c.type not in ("string", "oid", "ipaddress")]
+        for index, row in tables.get(t.name, {}).items():
+            labels = {"index": ".".join(map(str, index))}
+            for ref in t.labels:
+                v = resolve(ref, t.name, index, row, tables)
+                if v not in (None, ""):
+                    labels[ref.replace(".", "_").split("@", 1)[0]] = str(v)
+            for name, col in numeric:
+                v = row.get(name)
+                if isinstance(v, int):
+                    out.append(Sample(f"{t.name}_{name}", col.type, col.unit, labels, v))
     return out
 
 
 def _clients(profile: Profile, s: dict[str, Any], tables: dict[str, Rows], r: PollResult) -> None:
     total: int | None = None
     for src in profile.clients:
-        if src.scalar:
-            v = _int(s.get(src.scalar))
-            if v is not None:
-                total = (total or 0) + v
-            continue
-        if src.extend:
-            for index, row in tables.get("extend", {}).items():
-                name = decode_extend_name(index)
-                m = re.fullmatch(src.extend, name or "")
-                v = _int(row.get("output"))
-                if m is None or v is None:
-                    continue
-                label = m.groupdict().get("radio")
-                if label:
-                    r.clients_by_radio[label] = r.clients_by_radio.get(label, 0) + v
-                total = (total or 0) + v
-            continue
-        assert src.table
-        rows = tables.get(src.table, {})
-        if src.count:
-            total = total or 0  # an empty registration table is a real zero
-        for index, row in rows.items():
-            if src.where and not all(re.search(rx, str(resolve(col, src.table, index, row, tables) or ""))
-                                     for col, rx in src.where.items()):
-                continue
-            n = (1 if row.get(src.count) is not None else None) if src.count else _int(row.get(src.sum))
-            if n is None:
-                continue
+        n = _client_source(src, s, tables, r)
+        if src.total and n is not None:
             total = (total or 0) + n
-            ssid = resolve(src.ssid, src.table, index, row, tables)
-            if ssid not in (None, ""):
-                r.clients_by_ssid[str(ssid)] = r.clients_by_ssid.get(str(ssid), 0) + n
-            radio = resolve(src.radio, src.table, index, row, tables)
-            if radio not in (None, ""):
-                r.clients_by_radio[str(radio)] = r.clients_by_radio.get(str(radio), 0) + n
     r.clients_total = total
+
+
+def _client_source(
+    src: ClientSource, s: dict[str, Any], tables: dict[str, Rows], r: PollResult
+) -> int | None:
+    """One source's client count (None: the agent does not have it), labelling as it goes."""
+    if src.scalar:
+        return _int(s.get(src.scalar))
+    count: int | None = None
+    if src.extend:
+        for index, row in tables.get("extend", {}).items():
+            name = decode_extend_name(index)
+            m = re.fullmatch(src.extend, name or "")
+            v = _int(row.get("output"))
+            if m is None or v is None:
+                continue
+            label = m.groupdict().get("radio")
+            if label:
+                r.clients_by_radio[label] = r.clients_by_radio.get(label, 0) + v
+            label = m.groupdict().get("ssid")
+            if label:
+                r.clients_by_ssid[label] = r.clients_by_ssid.get(label, 0) + v
+            count = (count or 0) + v
+        return count
+    assert src.table
+    rows = tables.get(src.table, {})
+    if src.count:
+        count = 0  # an empty registration table walks to nothing: that is a real zero
+    for index, row in rows.items():
+        if src.where and not all(re.search(rx, str(resolve(col, src.table, index, row, tables) or ""))
+                                 for col, rx in src.where.items()):
+            continue
+        n = (1 if row.get(src.count) is not None else None) if src.count else _int(row.get(src.sum))
+        if n is None:
+            continue
+        count = (count or 0) + n
+        ssid = resolve(src.ssid, src.table, index, row, tables)
+        if ssid not in (None, ""):
+            r.clients_by_ssid[str(ssid)] = r.clients_by_ssid.get(str(ssid), 0) + n
+        radio = resolve(src.radio, src.table, index, row, tables)
+        if radio not in (None, ""):
+            r.clients_by_radio[str(radio)] = r.clients_by_radio.get(str(radio), 0) + n
+    return count
 
 
 def _radios(profile: Profile, tables: dict[str, Rows], r: PollResult) -> None:
     spec = profile.radios
     if not spec:
         return
+    if spec.from_extend:
+        _radios_from_extend(spec, tables, r)
+        return
+    assert spec.table
     for index, row in tables.get(spec.table, {}).items():
         name = resolve(spec.name, spec.table, index, row, tables)
         if name in (None, ""):
@@ -238,6 +299,23 @@ def _radios(profile: Profile, tables: dict[str, Rows], r: PollResult) -> None:
         if clients is None:
             clients = r.clients_by_radio.get(str(name))
         r.radios.append(Radio(str(name), get(spec.channel), get(spec.noise), clients, get(spec.tx_power)))
+
+
+def _radios_from_extend(spec: Radios, tables: dict[str, Rows], r: PollResult) -> None:
+    found: dict[str, dict[str, int | None]] = {}
+    fields = [(f, re.compile(rx)) for f in ("channel", "noise", "clients", "tx_power")
+              if (rx := getattr(spec, f)) is not None]
+    for index, row in tables.get("extend", {}).items():
+        name = decode_extend_name(index) or ""
+        for f, rx in fields:
+            m = rx.fullmatch(name)
+            if m:
+                found.setdefault(m.group("radio"), {})[f] = _int(row.get("output"))
+    for name, v in sorted(found.items()):
+        clients = v.get("clients")
+        if clients is None:
+            clients = r.clients_by_radio.get(name)
+        r.radios.append(Radio(name, v.get("channel"), v.get("noise"), clients, v.get("tx_power")))
 
 
 def _cpu(profile: Profile, s: dict[str, Any], tables: dict[str, Rows], r: PollResult) -> None:

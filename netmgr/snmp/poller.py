@@ -138,7 +138,11 @@ def apply_result(ap: ApRuntime, result: PollResult, now_mono: float) -> None:
                 continue
             cur = Sample(value, now_mono, uptime, itf.counter_bits)
             key = (itf.index, direction)
-            r[f"{direction}_bps"] = rate(ap.samples.get(key), cur, scale=8, max_rate=max_rate)
+            prev = ap.samples.get(key)
+            r[f"{direction}_bps"] = rate(prev, cur, scale=8, max_rate=max_rate)
+            # What the rate was computed from, so `ap show --json` can be checked by hand.
+            r[f"{direction}_prev_octets"] = prev.value if prev else None
+            r["rate_interval_s"] = round(now_mono - prev.t, 6) if prev else None
             ap.samples[key] = cur
         rates[itf.index] = r
     ap.rates = rates

@@ -67,6 +67,9 @@ class Table(Strict):
     name: str = Field(pattern=NAME)
     index: str = Field(description="what the row index is, for people")
     columns: dict[str, Column]
+    # Refs (see below) that label each row when its numeric columns are exported as
+    # metrics, e.g. [ssid, radio] for a VAP table or [if.name@-1:] for a registration table.
+    labels: list[str] = Field(default_factory=list)
 
     @field_validator("columns")
     @classmethod
@@ -80,6 +83,8 @@ class Table(Strict):
 # A label or value reference inside a table row:
 #   "col"            a column of the same table
 #   "table.col"      the same index in another table (e.g. if.name for an ifIndex)
+#   "table.col@-1:"  another table's row at a slice of this index (a registration table
+#                    indexed by MAC.ifIndex names its interface with if.name@-1:)
 #   "index"          the row index as a dotted string
 #   "index[-1]"      one arc of the row index
 Ref = str
@@ -96,6 +101,9 @@ class ClientSource(Strict):
     ssid: Ref | None = None
     radio: Ref | None = None
     where: dict[str, str] | None = None  # only rows whose column matches the regex
+    # false: this source only labels clients per SSID/radio; the total comes from another
+    # source (an agent with both a per-radio and a per-SSID table would otherwise count twice).
+    total: bool = True
 
     @model_validator(mode="after")
     def _one(self) -> ClientSource:
@@ -104,6 +112,8 @@ class ClientSource(Strict):
             raise ValueError("a client source has exactly one of sum, count, scalar, extend")
         if kinds[0] in ("sum", "count") and not self.table:
             raise ValueError(f"'{kinds[0]}' needs 'table'")
+        if not self.total and not (self.ssid or self.radio or self.extend):
+            raise ValueError("'total: false' only makes sense with an 'ssid' or 'radio' label")
         return self
 
 
@@ -125,13 +135,55 @@ class Memory(Strict):
     hr_storage: bool = False
 
 
+class Interfaces(Strict):
+    """Which table holds the interfaces and which of its columns play which role.
+
+    The defaults are the generic profile's IF-MIB column names; a vendor table that
+    uses the same names only needs ``table``.
+    """
+
+    table: str = "if"
+    name: str = "name"
+    descr: str = "descr"
+    alias: str = "alias"
+    type: str = "type"
+    oper_status: str = "oper_status"
+    speed: str = "speed"  # bit/s (ifSpeed)
+    high_speed: str = "high_speed"  # Mbit/s (ifHighSpeed): used when ifSpeed is absent, 0 or saturated
+    in_octets: str = "in_octets"
+    out_octets: str = "out_octets"
+    hc_in_octets: str = "hc_in_octets"  # Counter64, preferred when both directions are present
+    hc_out_octets: str = "hc_out_octets"
+    in_errors: str = "in_errors"
+    out_errors: str = "out_errors"
+
+
 class Radios(Strict):
-    table: str
-    name: Ref
+    """One radio per row of ``table`` (fields are refs), or, with ``from_extend``, radios
+    read from NET-SNMP-EXTEND outputs (fields are regexes on extend names with a
+    ``(?P<radio>...)`` group naming the radio, e.g. ``noise-floor-(?P<radio>wlan\\d+)``)."""
+
+    table: str | None = None
+    name: Ref | None = None
     channel: Ref | None = None
     noise: Ref | None = None
     clients: Ref | None = None
     tx_power: Ref | None = None
+    from_extend: bool = False
+
+    @model_validator(mode="after")
+    def _shape(self) -> Radios:
+        if self.from_extend:
+            if self.table or self.name:
+                raise ValueError("with from_extend, radios are named by the (?P<radio>...) groups: "
+                                 "no table or name")
+            for attr in ("channel", "noise", "clients", "tx_power"):
+                rx = getattr(self, attr)
+                if rx is not None and "radio" not in re.compile(rx).groupindex:
+                    raise ValueError(f"{attr}: the regex needs a (?P<radio>...) group")
+        elif not (self.table and self.name):
+            raise ValueError("radios needs 'table' and 'name' (or from_extend: true)")
+        return self
 
 
 class Probe(Strict):
@@ -175,6 +227,7 @@ class ProfileFile(Strict):
     cpu: Cpu | None = None
     memory: Memory | None = None
     radios: Radios | None = None
+    interfaces: Interfaces | None = None
 
 
 @dataclass
@@ -193,13 +246,14 @@ class Profile:
     cpu: Cpu | None
     memory: Memory | None
     radios: Radios | None
+    interfaces: Interfaces = field(default_factory=Interfaces)
     source: Path | None = None
     chain: list[str] = field(default_factory=list)
 
     def fetch_plan(self) -> tuple[list[OID], list[OID]]:
         """(scalar OIDs for GET, column OIDs for one multi-column walk)."""
         scalars = [s.oid_t for s in self.scalars.values()]
-        if self.match.probe:
+        if self.match.probe and parse_oid(self.match.probe.oid) not in scalars:
             scalars.append(parse_oid(self.match.probe.oid))
         columns = [c.oid_t for t in self.tables.values() for c in t.columns.values()]
         return scalars, columns
@@ -277,6 +331,7 @@ def _merge(files: dict[str, tuple[Path, ProfileFile]], name: str, seen: tuple[st
         scalars=scalars, tables=tables,
         clients=f.clients if f.clients is not None else base.clients,
         cpu=f.cpu or base.cpu, memory=f.memory or base.memory, radios=f.radios or base.radios,
+        interfaces=f.interfaces or base.interfaces,
         source=path, chain=[*base.chain, f.name] if f.extends else [f.name],
     )
 
@@ -290,6 +345,10 @@ def _check_refs(p: Profile) -> list[str]:
             return
         if "." in ref:
             t, c = ref.split(".", 1)
+            if "@" in c:
+                c, sl = c.split("@", 1)
+                if not re.fullmatch(r"-?\d*:-?\d*", sl):
+                    problems.append(f"{where}: {ref!r}: after '@' comes an index slice like -1: or :6")
             if t not in p.tables or c not in p.tables[t].columns:
                 problems.append(f"{where}: lookup {ref!r} names no table.column")
         elif table not in p.tables or ref not in p.tables[table].columns:
@@ -322,12 +381,25 @@ def _check_refs(p: Profile) -> list[str]:
                 problems.append(f"memory.{attr}: unknown scalar {v!r}")
         if not p.memory.total or not (p.memory.used or p.memory.free):
             problems.append("memory: needs total and one of used/free (or hr_storage: true)")
-    if p.radios:
+    if p.radios and p.radios.from_extend:
+        if "extend" not in p.tables:
+            problems.append("radios.from_extend: needs the 'extend' table (NET-SNMP-EXTEND-MIB)")
+    elif p.radios and p.radios.table:
         if p.radios.table not in p.tables:
             problems.append(f"radios.table: unknown table {p.radios.table!r}")
         else:
             for attr in ("name", "channel", "noise", "clients", "tx_power"):
                 ref_ok(p.radios.table, getattr(p.radios, attr), f"radios.{attr}")
+    itf = p.interfaces
+    if itf.table not in p.tables:
+        if "table" in itf.model_fields_set:
+            problems.append(f"interfaces.table: unknown table {itf.table!r}")
+    else:
+        for role in sorted(itf.model_fields_set - {"table"}):
+            ref_ok(itf.table, getattr(itf, role), f"interfaces.{role}")
+    for t in p.tables.values():
+        for i, ref in enumerate(t.labels):
+            ref_ok(t.name, ref, f"tables.{t.name}.labels[{i}]")
     oids: dict[str, str] = {}
     for s in p.scalars.values():
         if s.oid in oids:

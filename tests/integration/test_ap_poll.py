@@ -27,6 +27,7 @@ CAPTURES = {
     "ruckuswireless-sz": ("ruckus-sz", 146),
     "ruckuswireless-unleashed": ("ruckus-unleashed", 0),
     "ciscowlc": ("cisco-wlc", None),
+    "zyxelnwa": ("zyxel-nwa", 65),
     "linux": ("generic", None),
 }
 

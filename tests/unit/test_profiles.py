@@ -103,3 +103,49 @@ def test_cross_reference_errors(tmp_path):
 
 def test_unknown_agent_falls_back_to_generic():
     assert PROFILES.match("1.3.6.1.4.1.99999.1", "some box").name == "generic"
+
+
+@pytest.mark.parametrize("path", sorted(SIM.glob("*.snmprec")), ids=lambda p: p.stem)
+def test_recordings_parse_sorted_without_duplicates(path):
+    """snmpsim answers GETNEXT by searching the file: it must be in OID order, one line per OID."""
+    lines = [ln for ln in path.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+    vbs = [snmprec.parse_line(ln, f"{path.name}:{n}") for n, ln in enumerate(lines, 1)]
+    oids = [vb.oid for vb in vbs]
+    assert oids == sorted(oids), f"{path.name} is not sorted by OID"
+    assert len(set(oids)) == len(oids), f"{path.name} has duplicate OIDs"
+    assert (1, 3, 6, 1, 2, 1, 1, 2, 0) in oids and (1, 3, 6, 1, 2, 1, 1, 3, 0) in oids
+
+
+def test_snmprec_types():
+    vb = snmprec.parse_line("1.3.6.1.2.1.2.2.1.6.1|4x|000456ab43ba", "t")
+    assert vb.value == bytes.fromhex("000456ab43ba")
+    assert snmprec.parse_line("1.3.6.1.2.1.4.20.1.1.1|64|10.1.2.3", "t").value == b"\n\x01\x02\x03"
+    assert snmprec.parse_line("1.3.6.1.2.1.4.20.1.1.1|64x|0a010203", "t").value == b"\n\x01\x02\x03"
+    assert snmprec.parse_line("1.3.6.1.2.1.31.1.1.1.6.1|70|18446744073709551615", "t").value == 2**64 - 1
+    assert snmprec.parse_line("1.3.6.1.2.1.1.2.0|6|1.3.6.1.4.1.14988.1", "t").value == (1, 3, 6, 1, 4, 1, 14988, 1)
+    for bad in ("1.3.6|2", "1.3.6|99|1", "1.3.x|2|1", "1.3.6|2|abc", "1.3.6|64|1.2.3"):
+        with pytest.raises(snmprec.RecordingError, match=r"^t: "):
+            snmprec.parse_line(bad, "t")
+
+
+def test_label_only_source_needs_a_label(tmp_path):
+    (tmp_path / "generic.yaml").write_text((devices_dir() / "ap" / "generic.yaml").read_text())
+    (tmp_path / "lab.yaml").write_text("name: lab\nvendor: X\nfamily: Y\n"
+                                       "scalars:\n  - {name: n, oid: 1.3.6.1.4.1.9.9.0, type: gauge}\n"
+                                       "clients:\n  - {scalar: n, total: false}\n")
+    with pytest.raises(ConfigError) as ei:
+        load_profiles(tmp_path)
+    assert ei.value.problems == ["lab.yaml: clients.0: 'total: false' only makes sense with an 'ssid' or 'radio' label"]
+
+
+@pytest.mark.parametrize(("radios", "message"), [
+    ('{from_extend: true, noise: "noise-(wlan0)"}', "radios: noise: the regex needs a (?P<radio>...) group"),
+    ("{from_extend: true, table: t}", "radios: with from_extend, radios are named by the (?P<radio>...) groups"),
+    ("{channel: c}", "radios: radios needs 'table' and 'name' (or from_extend: true)"),
+])
+def test_radio_shapes_are_checked(tmp_path, radios, message):
+    (tmp_path / "generic.yaml").write_text((devices_dir() / "ap" / "generic.yaml").read_text())
+    (tmp_path / "r.yaml").write_text(f"name: r\nvendor: X\nfamily: Y\nradios: {radios}\n")
+    with pytest.raises(ConfigError) as ei:
+        load_profiles(tmp_path)
+    assert ei.value.problems[0].startswith(f"r.yaml: {message}")
