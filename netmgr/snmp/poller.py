@@ -19,7 +19,7 @@ import random
 import time
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -43,6 +43,8 @@ async def fetch(client: SnmpClient, target: Target, profile: Profile) -> PollRes
     """One poll of ``target`` with ``profile``: a GET of the scalars, a walk per table (concurrently)."""
     scalar_oids, _ = profile.fetch_plan()
     mr = profile.max_repetitions or target.max_repetitions
+    if not profile.bulk and target.bulk:
+        target = replace(target, bulk=False)  # the profile knows this agent mishandles GETBULK
     gets = [client.get(target, scalar_oids[i:i + GET_CHUNK]) for i in range(0, len(scalar_oids), GET_CHUNK)]
     walks = [client.walk_columns(target, [c.oid_t for c in t.columns.values()], mr)
              for t in profile.tables.values()]

@@ -100,3 +100,54 @@ async def test_reachability_hysteresis(counter_agent):
         assert await poller.poll_one(ap)
         assert ap.reach.status == "up" and ap.reach.flaps == 2
         assert [e[1] for e in ap.events] == ["up", "down", "up"]
+
+
+async def test_one_blackholed_ap_among_500_changes_nothing(snmpd):
+    """The issue's test: 500 APs polled with and without one dead AP among them."""
+    import socket
+    import statistics
+    import time
+    from dataclasses import replace
+
+    from netmgr.snmp.profiles import Profiles
+
+    generic = load_profiles()["generic"]
+    # System group and ifTable only: the agent's HOST-RESOURCES tables are slow to compute
+    # and would make this a test of snmpd.
+    light = replace(generic, name="light", tables={"if": generic.tables["if"]})
+    profiles = Profiles({"light": light, "generic": generic})
+    # Generous timeouts for the live agent: on a loaded CI machine snmpd itself can be slow,
+    # and that is not what this test is about.
+    live = Target("live", "127.0.0.1", snmpd.port, community=snmpd.community, timeout=5, retries=2)
+    hole = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    hole.bind(("127.0.0.1", 0))
+    dead = Target("dead", "127.0.0.1", hole.getsockname()[1], timeout=2, retries=1)
+
+    async def round_of(with_dead: bool) -> tuple[list[float], float]:
+        import asyncio
+
+        async with SnmpClient() as client:
+            poller = Poller(client, profiles, interval=60, concurrency=32, down_after=3, up_after=1)
+            aps = [ApRuntime(i, f"ap{i}", "z", live, forced_profile="light") for i in range(499)]
+            aps.append(ApRuntime(499, "ap-dead", "z", dead if with_dead else live, forced_profile="light"))
+            async def scheduled(ap):  # what the scheduler does: polls bounded by the semaphore
+                async with poller.sem:
+                    return await poller.poll_one(ap)
+
+            t0 = time.monotonic()
+            dead_task = asyncio.ensure_future(scheduled(aps[499]))  # the dead AP goes first
+            live_done = asyncio.gather(*(scheduled(a) for a in aps[:499]))
+            results = await live_done
+            wall = time.monotonic() - t0
+            await dead_task
+            assert all(results), (client.transport.stats, with_dead, sum(1 for r in results if not r))
+            return [a.response_ms for a in aps[:499]], wall
+
+    try:
+        base_times, base_wall = await round_of(False)
+        times, wall = await round_of(True)
+    finally:
+        hole.close()
+    # The 499 live APs finish as fast with the dead one among them: its 2 s x 2 tries block nobody.
+    assert wall < max(base_wall * 1.5, base_wall + 1.0), (wall, base_wall)
+    assert statistics.median(times) < max(statistics.median(base_times) * 1.5, statistics.median(base_times) + 50)
