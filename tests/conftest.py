@@ -30,6 +30,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 item.add_marker(skip)
 
 
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    """One line with how long each test server took to become ready (CI time budget)."""
+    times = services.start_times()
+    if times:
+        parts = ", ".join(f"{name} {seconds:.2f}s" for name, seconds in times)
+        terminalreporter.write_line(f"test servers started: {parts}")
+
+
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[services.Postgres]:
     pg = services.Postgres()

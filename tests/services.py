@@ -22,6 +22,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.parse
 import urllib.request
@@ -36,6 +37,8 @@ PG_BIN = Path("/usr/lib/postgresql/15/bin")
 RUN_AS = "nobody"
 
 _live: list[ServerProcess] = []
+_workdirs: list[Path] = []
+_start_log: list[tuple[str, float]] = []
 
 
 def free_port(kind: str = "tcp") -> int:
@@ -80,9 +83,10 @@ def require(binary: str) -> str:
 
 
 def workdir(name: str) -> Path:
-    """A private folder the unprivileged server user can use."""
+    """A private folder the unprivileged server user can use (removed at interpreter exit)."""
     d = Path(tempfile.mkdtemp(prefix=f"netmgr-{name}-"))
     d.chmod(0o755)
+    _workdirs.append(d)
     return d
 
 
@@ -95,19 +99,32 @@ def chown(path: Path, user: str = RUN_AS) -> None:
 
 
 def as_user(argv: list[str], user: str = RUN_AS) -> list[str]:
-    """Run as ``user`` when we are root. setpriv execs in place (runuser would stay as a
-    parent that delays every stop by 2 s)."""
+    """Run as ``user`` when we are root, with a parent-death signal so a killed pytest
+    leaves no server behind. setpriv execs in place (runuser would stay as a parent
+    that delays every stop by 2 s)."""
+    # The parent-death signal fires when the *thread* that forked exits: only ask for
+    # it from the main thread (fixtures run there).
+    death = ["--pdeathsig", "KILL"] if threading.current_thread() is threading.main_thread() else []
     if os.geteuid() != 0:
-        return argv
+        return ["setpriv", *death, *argv] if death and shutil.which("setpriv") else argv
     pw = pwd.getpwnam(user)
-    return ["setpriv", f"--reuid={pw.pw_uid}", f"--regid={pw.pw_gid}", "--clear-groups",
-            *argv]
+    return ["setpriv", f"--reuid={pw.pw_uid}", f"--regid={pw.pw_gid}", "--clear-groups", *death, *argv]
 
 
 def tcp_open(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket() as s:
         s.settimeout(0.2)
         return s.connect_ex((host, port)) == 0
+
+
+def udp_bound(port: int) -> bool:
+    """True once some process has bound the UDP port on 127.0.0.1 or any address.
+
+    Read from /proc/net/udp: probing with our own bind() could steal the port from a
+    server that is about to bind it."""
+    wanted = {f"0100007F:{port:04X}", f"00000000:{port:04X}"}
+    with open("/proc/net/udp", encoding="ascii") as f:
+        return any(line.split()[1] in wanted for line in list(f)[1:])
 
 
 def http_get(url: str, timeout: float = 2.0) -> tuple[int, bytes]:
@@ -158,6 +175,7 @@ class ServerProcess:
             self.kill()
             raise RuntimeError(f"{self.name} did not start: {e}\n--- {self.log_path} ---\n{tail}") from None
         self.start_seconds = time.monotonic() - t0
+        _start_log.append((self.name, self.start_seconds))
         if self not in _live:
             _live.append(self)
         return self
@@ -201,6 +219,14 @@ class ServerProcess:
 def _stop_all() -> None:
     for s in reversed(_live):
         s.kill()
+    if not os.environ.get("NETMGR_KEEP_TEST_DIRS"):  # set it to read the servers' logs afterwards
+        for d in _workdirs:
+            shutil.rmtree(d, ignore_errors=True)
+
+
+def start_times() -> list[tuple[str, float]]:
+    """(server name, seconds from spawn to ready) of every start in this session."""
+    return list(_start_log)
 
 
 def render(template: str, dest: Path, **values: Any) -> Path:
@@ -223,9 +249,14 @@ class Postgres:
         self.data = self.dir / "data"
         self.port = free_port()
         chown(self.dir, "postgres")
-        subprocess.run(as_user([str(PG_BIN / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "netmgr",
-                                "-E", "UTF8", "--no-sync", "--locale=C.UTF-8"], "postgres"),
-                       check=True, capture_output=True, cwd=self.dir)
+        t0 = time.monotonic()
+        # initdb refuses to run as root; --no-sync and fsync=off below: the cluster is throwaway.
+        r = subprocess.run(as_user([str(PG_BIN / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "netmgr",
+                                    "-E", "UTF8", "--no-sync", "--locale=C.UTF-8"], "postgres"),
+                           capture_output=True, text=True, cwd=self.dir, check=False)
+        if r.returncode != 0:
+            raise RuntimeError(f"initdb failed ({r.returncode}) in {self.data}:\n{r.stdout}{r.stderr}")
+        _start_log.append(("postgres initdb", time.monotonic() - t0))
         argv = [str(PG_BIN / "postgres"), "-D", str(self.data), "-h", "127.0.0.1", "-p", str(self.port),
                 "-k", str(self.dir), "-c", "fsync=off", "-c", "synchronous_commit=off",
                 "-c", "full_page_writes=off", "-c", "max_connections=200"]
@@ -241,11 +272,15 @@ class Postgres:
         return r.returncode == 0
 
     def create_database(self, name: str) -> str:
-        subprocess.run([str(PG_BIN / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "netmgr",
-                        name], check=True, capture_output=True)
+        """Create database ``name`` (owner netmgr) and return its URL."""
+        r = subprocess.run([str(PG_BIN / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "netmgr",
+                            name], capture_output=True, text=True, check=False)
+        if r.returncode != 0:
+            raise RuntimeError(f"createdb {name} on 127.0.0.1:{self.port} failed: {r.stderr.strip()}")
         return f"postgresql://netmgr@127.0.0.1:{self.port}/{name}"
 
     def fresh_database(self) -> str:
+        """A new empty database; its URL."""
         self._n += 1
         return self.create_database(f"t{os.getpid()}_{self._n}")
 
@@ -356,6 +391,10 @@ SNMP_V3 = {"user": "netmgrv3", "auth_proto": "SHA", "auth_key": "authpass-0123",
 
 
 def snmpget_ok(port: int, community: str, oid: str = "1.3.6.1.2.1.1.3.0") -> bool:
+    """The agent on ``port`` answers a v2c GET (checked only once the port is bound,
+    so the wait does not sit in snmpget's timeout)."""
+    if not udp_bound(port):
+        return False
     r = subprocess.run([require("snmpget"), "-v2c", "-c", community, "-t", "0.3", "-r", "0", "-On",
                         f"127.0.0.1:{port}", oid], capture_output=True, check=False,
                        env=dict(os.environ, MIBS=""))
@@ -400,6 +439,21 @@ class Snmpd:
 # --------------------------------------------------------------------------- snmpsim
 
 
+def check_runnable_as_user(binary: str, user: str = RUN_AS) -> None:
+    """snmpsim runs from the project's venv as ``user``: every folder above it must be
+    searchable by that user (a clone under /root is not)."""
+    if os.geteuid() != 0:
+        return
+    python = Path(binary).parent / "python"
+    probe = [str(python), "-c", "import snmpsim"] if python.exists() else [binary, "--help"]
+    r = subprocess.run(as_user(probe, user), capture_output=True, text=True, check=False, timeout=60)
+    if r.returncode != 0:
+        raise RuntimeError(
+            f"{binary} cannot run as user {user} ({r.returncode}: {(r.stderr or r.stdout).strip()[-300:]}); "
+            f"the test servers run unprivileged: put the clone and its .venv in folders {user} can read "
+            f"(e.g. chmod o+rx on each parent folder), then run scripts/setup")
+
+
 class Snmpsim:
     """snmpsim serving a folder of .snmprec recordings; community = file name."""
 
@@ -414,6 +468,7 @@ class Snmpsim:
         if not self.communities:
             raise RuntimeError(f"no .snmprec recordings in {data_dir}")
         chown(self.dir)
+        check_runnable_as_user(binary)
         argv = [binary, f"--data-dir={self.data_dir}", f"--cache-dir={self.dir / 'cache'}",
                 f"--agent-udpv4-endpoint=127.0.0.1:{self.port}"]
         self.server = ServerProcess("snmpsim", argv, lambda: snmpget_ok(self.port, self.communities[0]),
@@ -520,3 +575,6 @@ class InfluxDB1:
 
     def stop(self) -> None:
         self.server.stop()
+
+    def start(self) -> None:
+        self.server.start()

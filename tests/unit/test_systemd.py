@@ -42,17 +42,27 @@ def test_systemd_analyze_verify_is_clean(tmp_path):
 def test_hardening_and_notify():
     v = unit_values()
     expect = {
-        "Service.Type": "notify", "Service.Restart": "on-failure", "Service.User": "netmgr",
-        "Service.NoNewPrivileges": "yes", "Service.ProtectSystem": "strict", "Service.PrivateTmp": "yes",
-        "Service.CapabilityBoundingSet": "", "Service.StateDirectory": "netmgr",
+        "Service.Type": "notify", "Service.NotifyAccess": "main", "Service.WatchdogSec": "30",
+        "Service.Restart": "on-failure", "Service.User": "netmgr", "Service.Group": "netmgr",
+        "Service.ExecStart": "/usr/bin/netmgr run", "Service.ExecReload": "/bin/kill -HUP $MAINPID",
+        "Service.KillMode": "mixed",
+        "Service.StateDirectory": "netmgr", "Service.StateDirectoryMode": "0700",
         "Service.ConfigurationDirectory": "netmgr",
+        "Service.NoNewPrivileges": "yes", "Service.ProtectSystem": "strict", "Service.ProtectHome": "yes",
+        "Service.PrivateTmp": "yes", "Service.PrivateDevices": "yes",
+        "Service.CapabilityBoundingSet": "", "Service.AmbientCapabilities": "",
         "Service.RestrictAddressFamilies": "AF_INET AF_INET6 AF_UNIX",
     }
     for key, want in expect.items():
         assert v.get(key) == [want], f"{key}: {v.get(key)}"
-    assert "Service.WatchdogSec" in v
-    # Stop bound: the daemon drains in 8 s; systemd must wait longer than that.
-    assert int(v["Service.TimeoutStopSec"][0].rstrip("s")) > 10
+    assert "@system-service" in v["Service.SystemCallFilter"]
+    # No environment override of settings: it would silently beat the config file.
+    assert not any(e.startswith("NETMGR_") for e in v.get("Service.Environment", []))
+    # Stop bound: the daemon drains within drain_timeout (default 8 s); systemd must wait longer.
+    from netmgr.config import Settings
+
+    stop = int(v["Service.TimeoutStopSec"][0].rstrip("s"))
+    assert stop == 15 and stop > Settings().daemon.drain_timeout + 2
 
 
 def test_sysusers_and_tmpfiles_agree_with_unit():
