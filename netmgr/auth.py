@@ -27,10 +27,12 @@ USER_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 
 
 def new_token() -> str:
+    """A fresh bearer token: ``nmt_`` + 256 random bits (URL-safe base64)."""
     return TOKEN_PREFIX + secrets.token_urlsafe(32)
 
 
 def hash_token(token: str) -> str:
+    """The SHA-256 hex digest of ``token``: all the store ever keeps of it."""
     return hashlib.sha256(token.encode()).hexdigest()
 
 
@@ -46,6 +48,7 @@ class Principal:
     remote: str = field(default="", compare=False)
 
     def may_write(self, zone: str | None) -> bool:
+        """Admins everywhere; operators only in their zones' subtrees; viewers nowhere."""
         if self.role == "admin":
             return True
         if self.role != "operator" or zone is None:
@@ -57,32 +60,41 @@ class Principal:
         if self.may_write(zone):
             return
         if self.role == "viewer":
-            raise Forbidden(f"{self.role} '{self.name}' may not {what}: viewers have read-only access")
-        if zone is None:
-            raise Forbidden(f"{self.role} '{self.name}' may not {what}: only admins may")
-        scope = ", ".join(self.zones) or "(none)"
-        raise Forbidden(f"{self.role} '{self.name}' may not {what} in zone {zone}: "
-                        f"outside their zones {scope}")
+            e = Forbidden(f"{self.role} '{self.name}' may not {what}: viewers have read-only access")
+        elif zone is None:
+            e = Forbidden(f"{self.role} '{self.name}' may not {what}: only admins may")
+        else:
+            scope = ", ".join(self.zones) or "(none)"
+            e = Forbidden(f"{self.role} '{self.name}' may not {what} in zone {zone}: "
+                          f"outside their zones {scope}")
+        e.zone = zone  # type: ignore[attr-defined] - lets the audit log record where it was refused
+        raise e
 
     def require_admin(self, what: str) -> None:
+        """Raise Forbidden unless this principal is an admin."""
         if self.role != "admin":
             raise Forbidden(f"{self.role} '{self.name}' may not {what}: only admins may")
 
     def require_emergency(self) -> None:
+        """Raise Forbidden unless this principal may send emergency broadcasts."""
         if not (self.role == "admin" or self.can_emergency):
             raise Forbidden(f"{self.role} '{self.name}' may not send emergency broadcasts: "
                             "ask an admin for the emergency permission (netmgr user add --emergency)")
 
 
 def principal_of(user: User, remote: str = "") -> Principal:
+    """The Principal of a stored user."""
     return Principal(user.name, user.role, tuple(user.zones), user.can_emergency, user.id, remote)
 
 
 async def create_user(session: AsyncSession, name: str, role: str, zones: list[str],
-                      can_emergency: bool = False, actor: str = "local") -> tuple[User, str]:
+                      can_emergency: bool = False, actor: str = "local",
+                      audit: bool = True) -> tuple[User, str]:
     """Create a user and return it with its token (the only time the token exists in clear).
 
-    The caller commits. Audited as ``user.add`` by ``actor``.
+    The caller commits. With ``audit`` (local CLI use) the creation is audited as
+    ``user.add`` by ``actor`` in the same transaction; the API passes False because
+    its audited_write records the write itself.
     """
     if not USER_NAME.match(name):
         raise UsageError(f"user name {name!r}: use 1-64 lowercase letters, digits, '.', '_' or '-'")
@@ -101,11 +113,17 @@ async def create_user(session: AsyncSession, name: str, role: str, zones: list[s
     user = User(name=name, role=role, token_hash=hash_token(token), can_emergency=can_emergency,
                 scopes=[UserZone(zone=z) for z in zones])
     session.add(user)
-    session.add(AuditEntry(actor=actor, role="admin" if actor.startswith("local") else role,
-                           action="user.add", target=name, zone=None, outcome="ok",
-                           detail=f"role={role} zones={','.join(zones)} emergency={can_emergency}"))
+    if audit:
+        # A local actor is whoever owns the state store: in effect an admin.
+        session.add(AuditEntry(actor=actor, role="admin", action="user.add", target=name, zone=None,
+                               outcome="ok", detail=user_detail(role, zones, can_emergency)))
     await session.flush()
     return user, token
+
+
+def user_detail(role: str, zones: list[str], can_emergency: bool) -> str:
+    """The audit detail of a user creation."""
+    return f"role={role} zones={','.join(zones)} emergency={can_emergency}"
 
 
 async def authenticate(session: AsyncSession, token: str) -> User | None:

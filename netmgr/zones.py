@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from typing import Any
 
-from netmgr.records import ImportRefused, Record
+from netmgr.records import ImportRefused, Record, parse_records
 
 LEVELS = ("province", "district", "commune", "village")
 SEGMENT = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
@@ -35,10 +36,12 @@ def validate_path(path: str) -> str:
 
 
 def level_of(path: str) -> str:
+    """``province``, ``district``, ``commune`` or ``village``: the depth of ``path``."""
     return LEVELS[path.count("/")]
 
 
 def parent_of(path: str) -> str | None:
+    """The parent zone's path, or None for a province."""
     return path.rsplit("/", 1)[0] if "/" in path else None
 
 
@@ -62,12 +65,62 @@ def slugify(name: str) -> str:
 
 
 def normalize_name(name: str) -> str:
+    """The display name NFC-normalised and stripped; ValueError if empty or too long."""
     name = unicodedata.normalize("NFC", str(name)).strip()
     if not name:
         raise ValueError("zone name is empty")
     if len(name) > 255:
         raise ValueError("zone name longer than 255 characters")
     return name
+
+
+def parse_zone_file(text: str, fmt: str) -> list[Record]:
+    """Zone records from CSV (``path,name[,parent]``) or YAML, each with its line.
+
+    YAML is a flat list of ``{path, name}`` or a nested one, where an entry's
+    ``children`` list holds zones below it; a child's ``path`` may be its own
+    segment (``tan-phu``) or the full path.
+    """
+    if fmt != "yaml":
+        return parse_records(text, fmt, "zone import")
+    import yaml
+
+    records = parse_records(text, fmt, "zone import")  # reports syntax errors with their line
+    if not any("children" in r.data for r in records):
+        return records
+    node = yaml.compose(text, Loader=yaml.SafeLoader)
+    out: list[Record] = []
+    problems: list[str] = []
+
+    def walk(seq: Any, parent: str | None) -> None:
+        for item in seq.value:
+            line = item.start_mark.line + 1
+            if not isinstance(item, yaml.MappingNode):
+                problems.append(f"line {line}: each zone must be a mapping with path and name")
+                continue
+            data: dict[str, Any] = {}
+            children = None
+            for key_node, value_node in item.value:
+                key = key_node.value
+                if key == "children":
+                    children = value_node
+                else:
+                    data[key] = yaml.safe_load(yaml.serialize(value_node))
+            if parent is not None:
+                data["parent"] = parent
+            out.append(Record(line, data))
+            if children is None or (isinstance(children, yaml.ScalarNode) and children.tag.endswith(":null")):
+                continue
+            if not isinstance(children, yaml.SequenceNode):
+                problems.append(f"line {children.start_mark.line + 1}: children must be a list of zones")
+                continue
+            path = str(data.get("path", "") or "").strip()
+            walk(children, f"{parent}/{path}" if parent and path and "/" not in path else path)
+
+    walk(node, None)
+    if problems:
+        raise ImportRefused("zone import", problems)
+    return out
 
 
 def check_import(records: list[Record], existing: dict[str, str]) -> list[tuple[str, str]]:
@@ -90,6 +143,9 @@ def check_import(records: list[Record], existing: dict[str, str]) -> list[tuple[
         parent = str(rec.data.get("parent", "") or "").strip()
         if parent and raw_path and "/" not in raw_path:
             raw_path = f"{parent}/{raw_path}"
+        elif parent and raw_path and parent_of(raw_path) != parent:
+            problems.append(f"line {rec.line}: zone {raw_path} is not directly under its parent {parent}")
+            continue
         try:
             path = validate_path(raw_path)
             name = normalize_name(rec.data.get("name", ""))

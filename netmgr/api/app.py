@@ -7,6 +7,7 @@ Errors always have one shape: ``{"error": "one clear line", "detail": ...}`` wit
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -20,6 +21,7 @@ from netmgr import __version__
 from netmgr.api.deps import Unauthorized
 from netmgr.errors import Conflict, Forbidden, NetmgrError, NotFound, UsageError
 
+log = logging.getLogger("netmgr.api")
 STATUS = {Unauthorized: 401, Forbidden: 403, NotFound: 404, Conflict: 409, UsageError: 422}
 
 
@@ -59,6 +61,14 @@ def create_app(settings: Any, sessions: Any, health: Callable[[], dict[str, Any]
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         return JSONResponse({"error": str(exc.detail), "detail": None}, status_code=exc.status_code)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # The details go to the log, not to the caller (they may name hosts or SQL).
+        log.error("unhandled error method=%s path=%s error=%s", request.method, request.url.path,
+                  type(exc).__name__, exc_info=exc)
+        return JSONResponse({"error": f"internal error ({type(exc).__name__}); see the daemon's log",
+                             "detail": None}, status_code=500)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> JSONResponse:

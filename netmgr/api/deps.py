@@ -5,9 +5,9 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Request
+from fastapi import Depends, Request
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -31,32 +31,55 @@ def remote_of(request: Request) -> str:
 
 
 async def session(request: Request) -> AsyncIterator[AsyncSession]:
+    """The request's one session: FastAPI caches this dependency per request, so the
+    token check, the reads and the write (audited_write) all share it."""
     async with sessions_of(request)() as s:
-        yield s
+        request.state.db = s
+        try:
+            yield s
+        finally:
+            request.state.db = None
+
+
+async def _rollback(s: AsyncSession) -> None:
+    try:
+        await s.rollback()
+    except Exception:
+        log.warning("rollback failed", exc_info=True)
 
 
 async def record_audit(request: Request, who: Principal | None, action: str, target: str,
                        zone: str | None, outcome: str, detail: str = "") -> None:
-    """Write one audit entry in its own transaction (it must outlive a rolled-back write)."""
+    """Write one audit entry in its own transaction (it must outlive a rolled-back write).
+
+    On the request's session, whatever it holds uncommitted is rolled back first,
+    so a refused write can never be committed along with its audit entry.
+    """
+    entry = AuditEntry(actor=who.name if who else "(anonymous)", role=who.role if who else "",
+                       action=action, target=target[:255], zone=zone, outcome=outcome,
+                       detail=detail[:2000], remote=remote_of(request))
     try:
-        async with sessions_of(request)() as s:
-            s.add(AuditEntry(actor=who.name if who else "(anonymous)", role=who.role if who else "",
-                             action=action, target=target[:255], zone=zone, outcome=outcome,
-                             detail=detail[:2000], remote=remote_of(request)))
-            await s.commit()
+        shared = getattr(request.state, "db", None)
+        if shared is not None:
+            await _rollback(shared)
+            shared.add(entry)
+            await shared.commit()
+        else:
+            async with sessions_of(request)() as s:
+                s.add(entry)
+                await s.commit()
     except Exception:
         log.exception("audit write failed action=%s target=%s outcome=%s", action, target, outcome)
 
 
-async def principal(request: Request) -> Principal:
+async def principal(request: Request, s: Annotated[AsyncSession, Depends(session)]) -> Principal:
     """The caller, from ``Authorization: Bearer <token>``; 401 otherwise (audited on writes)."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("missing bearer token: send 'Authorization: Bearer <token>' "
                            "(netmgr login, or NETMGR_TOKEN)")
-    async with sessions_of(request)() as s:
-        user = await authenticate(s, token.strip())
+    user = await authenticate(s, token.strip())
     if user is None:
         if request.method not in ("GET", "HEAD", "OPTIONS"):
             await record_audit(request, None, f"{request.method} {request.url.path}", "", None,
@@ -75,7 +98,8 @@ async def audited_write(request: Request, who: Principal, action: str, target: s
     admin; None leaves authorization to the caller (inside the block). A refusal is
     audited in its own transaction as ``denied``; a failed write as ``error``; a
     successful one as ``ok`` in the write's own transaction, so the log and the
-    data cannot disagree.
+    data cannot disagree. The block gets the request's session (or a new one when
+    called outside a request's dependencies).
     """
     try:
         if check == "zone":
@@ -83,26 +107,34 @@ async def audited_write(request: Request, who: Principal, action: str, target: s
         elif check == "admin":
             who.require_admin(action)
     except Forbidden as e:
-        await record_audit(request, who, action, target, zone, "denied", str(e))
+        await record_audit(request, who, action, target, getattr(e, "zone", None) or zone, "denied", str(e))
         raise
-    async with sessions_of(request)() as s:
+    shared = getattr(request.state, "db", None)
+    async with contextlib.AsyncExitStack() as stack:
+        s = shared if shared is not None else await stack.enter_async_context(sessions_of(request)())
         try:
             yield s
             s.add(AuditEntry(actor=who.name, role=who.role, action=action, target=target[:255],
                              zone=zone, outcome="ok", detail=detail[:2000], remote=remote_of(request)))
             await s.commit()
         except Forbidden as e:
-            await s.rollback()
-            await record_audit(request, who, action, target, zone, "denied", str(e))
+            await _rollback(s)
+            await record_audit(request, who, action, target, getattr(e, "zone", None) or zone, "denied",
+                               str(e))
             raise
         except IntegrityError as e:
-            await s.rollback()
+            await _rollback(s)
             msg = f"{action} {target}: conflicts with what is stored (duplicate or in use)"
             await record_audit(request, who, action, target, zone, "error", msg)
             raise Conflict(msg) from e
         except NetmgrError as e:
-            await s.rollback()
+            await _rollback(s)
             await record_audit(request, who, action, target, zone, "error", str(e))
+            raise
+        except Exception as e:
+            # Unexpected (a store outage, a bug): still audited, then a 500 from the app's handler.
+            await _rollback(s)
+            await record_audit(request, who, action, target, zone, "error", f"{type(e).__name__}: {e}")
             raise
 
 

@@ -11,7 +11,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from netmgr.api.deps import audited_write, page, principal, session
-from netmgr.auth import Principal, create_user
+from netmgr.auth import Principal, create_user, user_detail
 from netmgr.errors import NotFound
 from netmgr.store.models import AuditEntry, User
 
@@ -46,9 +46,10 @@ async def whoami(who: Caller) -> dict[str, Any]:
 
 @router.post("/users", tags=["users"], status_code=201)
 async def add_user(body: UserIn, request: Request, who: Caller) -> dict[str, Any]:
-    async with audited_write(request, who, "user.add", body.name, None, check="admin") as s:
+    detail = user_detail(body.role, body.zones, body.can_emergency)
+    async with audited_write(request, who, "user.add", body.name, None, check="admin", detail=detail) as s:
         user, token = await create_user(s, body.name, body.role, body.zones, body.can_emergency,
-                                        actor=who.name)
+                                        actor=who.name, audit=False)
         out = user_out(user) | {"token": token}
     return out
 

@@ -13,7 +13,7 @@ from netmgr import zones
 from netmgr.api.deps import audited_write, page, principal, session
 from netmgr.auth import Principal
 from netmgr.errors import Conflict, NotFound, UsageError
-from netmgr.records import ImportRefused, parse_records
+from netmgr.records import ImportRefused
 from netmgr.store.models import Zone
 
 router = APIRouter(tags=["zones"])
@@ -83,12 +83,11 @@ async def add_zone(body: ZoneIn, request: Request, who: Caller) -> dict[str, Any
 async def import_zones(body: ImportIn, request: Request, who: Caller) -> dict[str, Any]:
     async with audited_write(request, who, "zone.import", f"{body.format} file", None,
                              check=None) as s:
-        records = parse_records(body.text, body.format, "zone import")
+        records = zones.parse_zone_file(body.text, body.format)
         existing = {z.path: z.name for z in await s.scalars(select(Zone))}
         new = zones.check_import(records, existing)
-        refused = [f"zone {p}" for p, _ in new if not who.may_write(zones.parent_of(p) or p)]
-        if refused:
-            who.require_write(refused[0].split(" ", 1)[1], "zone.import")
+        for path, _ in new:  # like zone.add: creating a zone is a write in its parent
+            who.require_write(zones.parent_of(path) or path, "zone.import")
         for path, name in new:
             s.add(Zone(path=path, name=name, level=zones.level_of(path), parent=zones.parent_of(path)))
         await s.flush()

@@ -37,6 +37,8 @@ async def api(request, tmp_path):
     app = create_app(Settings(), sessions, lambda: {"status": "ok", "services": {}})
     transport = httpx.ASGITransport(app=app, client=("10.9.8.7", 5555))
     async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+        client.engine = engine  # for the tests that count connection checkouts
+
         def as_(who):
             return {"Authorization": f"Bearer {tokens[who]}"}
 
@@ -198,3 +200,57 @@ async def test_healthz_reports_store(api):
     client, _ = api
     r = await client.get("/healthz")
     assert r.status_code == 200 and r.json()["store"] == "ok"
+
+
+async def test_user_creation_audited_once_and_refusals_name_the_zone(api):
+    client, as_ = api
+    adds = await audit(client, as_, action="user.add")
+    assert sorted(e["target"] for e in adds) == ["an", "root", "vy"]  # one entry per user
+    assert {e["actor"] for e in adds if e["target"] == "an"} == {"root"}
+    r = await client.post("/api/v1/users", json={"name": "ba", "role": "viewer"}, headers=as_("an"))
+    assert r.status_code == 403 and "only admins" in r.json()["error"]
+    r = await client.post("/api/v1/zones/import", headers=as_("an"), json={
+        "format": "yaml", "text": f"- {{path: {COMMUNE_A}/ap-2, name: Ấp 2}}\n"
+                                  f"- {{path: {COMMUNE_B}/ap-2, name: Ấp 2}}\n"})
+    assert r.status_code == 403 and f"in zone {COMMUNE_B}:" in r.json()["error"]
+    r = await client.get("/api/v1/zones", params={"under": COMMUNE_A}, headers=as_("an"))
+    assert r.json()["count"] == 1  # the allowed line was not written either
+    denied = await audit(client, as_, actor="an", outcome="denied")
+    assert [(e["action"], e["zone"]) for e in denied] == [("zone.import", COMMUNE_B), ("user.add", None)]
+    # an operator reads the audit of their own zones and actions only
+    r = await client.get("/api/v1/audit", headers=as_("an"))
+    assert r.status_code == 200 and {e["actor"] for e in r.json()["items"]} == {"an"}
+
+
+async def test_one_session_per_request(api):
+    """Auth, reads and the write share the request's one session: one connection at a time,
+    one transaction for a write and its 'ok' entry; a refusal's entry in a second one."""
+    from sqlalchemy import event
+
+    client, as_ = api
+    log, held = [], [0, 0]  # now, max
+
+    def checkout(*_):
+        log.append("checkout")
+        held[0] += 1
+        held[1] = max(held)
+
+    def checkin(*_):
+        held[0] -= 1
+
+    event.listen(client.engine.sync_engine, "checkout", checkout)
+    event.listen(client.engine.sync_engine, "checkin", checkin)
+    calls = [("post", "/api/v1/aps", ap_body("ap-a9", COMMUNE_A), "an", 201, 1),
+             ("post", "/api/v1/aps", ap_body("ap-b9", COMMUNE_B), "an", 403, 2),
+             ("get", "/api/v1/aps", None, "an", 200, 1),
+             ("delete", "/api/v1/aps/ap-a9", None, "an", 200, 1),
+             ("delete", "/api/v1/aps/ap-a9", None, "forged", 401, 2)]
+    for method, url, body, who, status, transactions in calls:
+        log.clear()
+        held[1] = 0
+        kw = {"json": body} if body else {}
+        headers = {"Authorization": "Bearer nmt_forged"} if who == "forged" else as_(who)
+        r = await getattr(client, method)(url, headers=headers, **kw)
+        assert r.status_code == status, r.text
+        assert len(log) == transactions, f"{method} {url} as {who}: {len(log)} connection checkouts"
+        assert held[1] == 1, f"{method} {url} as {who}: {held[1]} connections held at once"

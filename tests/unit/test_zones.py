@@ -70,3 +70,41 @@ def test_bad_yaml_names_the_line():
     with pytest.raises(ImportRefused) as ei:
         parse_records("- {path: a, name: b}\n- {path: [\n", "yaml", "zone import")
     assert ei.value.problems[0].startswith("line 3: not valid YAML")
+
+
+def test_nested_yaml_import_with_line_numbers():
+    text = ("- path: binh-phuoc\n"
+            "  name: Bình Phước\n"
+            "  children:\n"
+            "    - path: dong-xoai\n"
+            "      name: Đồng Xoài\n"
+            "      children:\n"
+            "        - {path: tan-phu, name: Tân Phú}\n"
+            "        - {path: binh-phuoc/dong-xoai/tien-thanh, name: Tiến Thành}\n")
+    new = zones.check_import(zones.parse_zone_file(text, "yaml"), existing={})
+    assert new == [("binh-phuoc", "Bình Phước"), ("binh-phuoc/dong-xoai", "Đồng Xoài"),
+                   ("binh-phuoc/dong-xoai/tan-phu", "Tân Phú"),
+                   ("binh-phuoc/dong-xoai/tien-thanh", "Tiến Thành")]
+    bad = text.replace("binh-phuoc/dong-xoai/tien-thanh", "binh-phuoc/tien-thanh").replace(
+        "tan-phu, name", "Tân Phú, name")
+    with pytest.raises(ImportRefused) as ei:
+        zones.check_import(zones.parse_zone_file(bad, "yaml"), existing={})
+    assert ei.value.problems[0].startswith("line 7: zone path 'binh-phuoc/dong-xoai/Tân Phú'")
+    assert ei.value.problems[1] == ("line 8: zone binh-phuoc/tien-thanh is not directly under "
+                                    "its parent binh-phuoc/dong-xoai")
+
+
+def test_csv_parent_column_and_depth():
+    text = ("path,name,parent\n"
+            "binh-phuoc,Bình Phước,\n"
+            "dong-xoai,Đồng Xoài,binh-phuoc\n"
+            "tan-phu,Tân Phú,binh-phuoc/dong-xoai\n"
+            "ap-1,Ấp 1,binh-phuoc/dong-xoai/tan-phu\n"
+            "to-1,Tổ 1,binh-phuoc/dong-xoai/tan-phu/ap-1\n")
+    with pytest.raises(ImportRefused) as ei:
+        zones.check_import(zones.parse_zone_file(text, "csv"), existing={})
+    assert len(ei.value.problems) == 1
+    assert ei.value.problems[0].startswith("line 6: zone path 'binh-phuoc/dong-xoai/tan-phu/ap-1/to-1' "
+                                           "is 5 levels deep")
+    new = zones.check_import(zones.parse_zone_file(text.rsplit("to-1", 1)[0], "csv"), existing={})
+    assert [zones.level_of(p) for p, _ in new] == ["province", "district", "commune", "village"]
