@@ -26,7 +26,7 @@ from typing import Any
 from netmgr.daemon import DaemonContext, Service
 from netmgr.errors import NetmgrError, SnmpError
 from netmgr.snmp.client import SnmpClient, Target
-from netmgr.snmp.counters import Sample, rate
+from netmgr.snmp.counters import Sample, rate, restarted
 from netmgr.snmp.discover import identify
 from netmgr.snmp.evaluate import PollResult, evaluate
 from netmgr.snmp.profiles import Profile, Profiles, load_profiles
@@ -109,6 +109,7 @@ class ApRuntime:
     profile: Profile | None = None
     reach: Reach = field(default_factory=Reach)
     samples: dict[tuple[int, str], Sample] = field(default_factory=dict)
+    restarts_seen: dict[tuple[int, str], float] = field(default_factory=dict)
     result: PollResult | None = None
     rates: dict[int, dict[str, float | None]] = field(default_factory=dict)
     response_ms: float | None = None
@@ -145,6 +146,11 @@ def apply_result(ap: ApRuntime, result: PollResult, now_mono: float) -> None:
             # What the rate was computed from, so `ap show --json` can be checked by hand.
             r[f"{direction}_prev_octets"] = prev.value if prev else None
             r["rate_interval_s"] = round(now_mono - prev.t, 6) if prev else None
+            if prev is not None and restarted(prev, cur):
+                ap.restarts_seen[key] = now_mono
+            seen = ap.restarts_seen.get(key)
+            # Seconds since the last agent restart this counter saw (None: none seen).
+            r[f"{direction}_restart_age_s"] = None if seen is None else round(now_mono - seen, 3)
             ap.samples[key] = cur
         rates[itf.index] = r
     ap.rates = rates
