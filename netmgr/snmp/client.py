@@ -9,17 +9,20 @@ Errors are SnmpTimeout / SnmpBadResponse naming the target as ``NAME (HOST:PORT)
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+import socket
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from netmgr.errors import SnmpBadResponse, SnmpTimeout
+from netmgr.errors import SnmpBadResponse, SnmpError, SnmpTimeout
 from netmgr.snmp import ber
 from netmgr.snmp.transport import UdpTransport
 from netmgr.snmp.types import OID, Tag, VarBind
 
 TOO_BIG = 1
 V3_RESET_EVERY = 30.0
+DNS_TTL = 300.0
 MAX_ROWS = 20_000
 ERROR_NAMES = {1: "tooBig", 2: "noSuchName", 3: "badValue", 4: "readOnly", 5: "genErr", 6: "noAccess",
                16: "authorizationError"}
@@ -57,6 +60,28 @@ class SnmpClient:
         self._v3: Any = None
         self._v3_reset_at = -V3_RESET_EVERY
         self._v3_generation = 0
+        self._dns: dict[str, tuple[float, str]] = {}
+
+    async def _resolve(self, t: Target) -> str:
+        """The IPv4 address of ``t.host``: replies are matched by source address, so a host name
+        must be resolved first. Cached for DNS_TTL seconds; a failure names the AP."""
+        try:
+            ipaddress.IPv4Address(t.host)
+            return t.host
+        except ValueError:
+            pass
+        now = time.monotonic()
+        hit = self._dns.get(t.host)
+        if hit and hit[0] > now:
+            return hit[1]
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(t.host, t.port, family=socket.AF_INET,
+                                                                 type=socket.SOCK_DGRAM)
+        except OSError as e:
+            raise SnmpError(t.label, f"cannot resolve {t.host}: {e}; check the AP's host name") from None
+        addr = infos[0][4][0]
+        self._dns[t.host] = (now + DNS_TTL, addr)
+        return addr
 
     async def __aenter__(self) -> SnmpClient:
         await self.transport.open()
@@ -109,7 +134,7 @@ class SnmpClient:
         def payload(rid: int) -> bytes:
             return ber.encode_request(pdu, rid, community, oids, nr, mr, version)
 
-        resp = await self.transport.request(t.label, (t.host, t.port), community, payload,
+        resp = await self.transport.request(t.label, (await self._resolve(t), t.port), community, payload,
                                             t.timeout, t.retries)
         if resp.error_status:
             name = ERROR_NAMES.get(resp.error_status, str(resp.error_status))
@@ -139,8 +164,10 @@ class SnmpClient:
         """Walk several table columns at once; each column stops at the end of its own subtree.
 
         GETBULK (halving max-repetitions on tooBig) unless ``t.bulk`` is False or the
-        version is 1, then GETNEXT. A non-increasing OID is an error naming the AP
-        (never a loop); more than ``max_rows`` rows in a column is an error too.
+        version is 1, then GETNEXT; an agent answering GETBULK with another error
+        (genErr, noSuchName...) or with no varbinds is walked on with GETNEXT. A
+        non-increasing OID is an error naming the AP (never a loop); more than
+        ``max_rows`` rows in a column is an error too.
         """
         out: dict[OID, list[VarBind]] = {c: [] for c in columns}
         cursor: dict[OID, OID] = {c: c for c in columns}
@@ -153,10 +180,19 @@ class SnmpClient:
                 try:
                     vbs = await self.get_bulk(t, 0, mr, asks)
                 except SnmpBadResponse as e:
-                    if getattr(e, "error_status", None) == TOO_BIG and mr > 1:
+                    status = getattr(e, "error_status", None)
+                    if status == TOO_BIG and mr > 1:
                         mr = max(1, mr // 2)
                         continue
+                    if status is not None and status != TOO_BIG:
+                        # Agents that mishandle GETBULK (genErr, noSuchName, badValue):
+                        # walk the rest with GETNEXT, which every agent implements.
+                        use_bulk = False
+                        continue
                     raise
+                if not vbs:  # an empty GETBULK answer: same fallback
+                    use_bulk = False
+                    continue
             else:
                 vbs = await self.get_next(t, asks)
             if not vbs:

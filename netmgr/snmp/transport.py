@@ -68,7 +68,7 @@ class UdpTransport:
 
     def __init__(self) -> None:
         self._pending: dict[int, _Pending] = {}
-        self._next_id = random.randrange(1, 2**30)
+        self._next_id = random.randrange(1, 2**31 - 1)
         self._transport: asyncio.DatagramTransport | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.stats = TransportStats()
@@ -104,9 +104,10 @@ class UdpTransport:
 
     def new_request_id(self) -> int:
         rid = self._next_id
-        self._next_id = rid + 1 if rid < 2**31 - 2 else 1
-        while self._next_id in self._pending:
-            self._next_id += 1
+        nxt = rid + 1 if rid < 2**31 - 1 else 1
+        while nxt in self._pending:  # a slow request still holds this id: skip it, wrapping
+            nxt = nxt + 1 if nxt < 2**31 - 1 else 1
+        self._next_id = nxt
         return rid
 
     async def request(self, target: str, addr: tuple[str, int], community: bytes, payload_for: Any,

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from netmgr.errors import SnmpBadResponse, SnmpTimeout
+from netmgr.errors import SnmpBadResponse, SnmpError, SnmpTimeout
 from netmgr.snmp import ber
 from netmgr.snmp.client import SnmpClient, Target
 from netmgr.snmp.types import Tag, VarBind, parse_oid
@@ -235,3 +235,41 @@ def test_no_leaked_sockets_or_fds():
     before = len(os.listdir("/proc/self/fd"))
     asyncio.run(cycle())
     assert len(os.listdir("/proc/self/fd")) <= before + 1
+
+
+async def test_agent_that_mishandles_bulk_is_walked_with_getnext(client):
+    col = parse_oid("1.3.6.1.2.1.2.2.1.2")
+    kinds = []
+
+    def reply(data):
+        rid = rid_of(data)
+        # The PDU tag follows version and community: find it after the community TLV.
+        kind = data[data.index(b"public") + len(b"public")]
+        kinds.append(kind)
+        if kind == ber.GETBULK:
+            return [ber.encode_response(rid, b"public", [], error_status=5)]  # genErr
+        from pyasn1.codec.ber import decoder
+        from pysnmp.proto.api import v2c
+
+        msg, _ = decoder.decode(data, asn1Spec=v2c.Message())
+        asked = tuple(v2c.apiPDU.get_varbinds(v2c.apiMessage.get_pdu(msg))[0][0])
+        nxt = col + (1,) if asked == col else asked[:-1] + (asked[-1] + 1,)
+        if nxt[-1] > 3:
+            nxt = (1, 3, 6, 1, 2, 1, 2, 2, 1, 3, 1)
+        return [ber.encode_response(rid, b"public", [VarBind(nxt, Tag.OCTET_STRING, b"x")])]
+
+    transport, _, port = await fake_agent(reply)
+    try:
+        got = await client.walk_columns(Target("ap-nobulk", "127.0.0.1", port, timeout=1), [col])
+        assert [v.oid[-1] for v in got[col]] == [1, 2, 3]
+        assert kinds[0] == ber.GETBULK and set(kinds[1:]) == {ber.GETNEXT}
+    finally:
+        transport.close()
+
+
+async def test_host_names_are_resolved(client, snmpd):
+    vbs = await client.get(Target("ap-named", "localhost", snmpd.port, community=snmpd.community),
+                           [parse_oid("1.3.6.1.2.1.1.5.0")])
+    assert vbs[0].value == b"netmgr-test-agent"
+    with pytest.raises(SnmpError, match=r"ap-nx \(no-such-host\.invalid:161\): cannot resolve no-such-host\.invalid"):
+        await client.get(Target("ap-nx", "no-such-host.invalid"), [parse_oid("1.3.6.1.2.1.1.5.0")])
