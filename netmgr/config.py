@@ -188,6 +188,7 @@ def _env_overrides(environ: dict[str, str]) -> tuple[dict[str, dict[str, Any]], 
         section, _, key = name[len(ENV_PREFIX) :].lower().partition("__")
         data.setdefault(section, {})[key] = _parse_env_value(raw)
         origin[f"{section}.{key}"] = name
+        origin.setdefault(section, name)  # an unknown section is reported on its own
     return data, origin
 
 

@@ -254,9 +254,13 @@ class Daemon:
     """``netmgr run``: open the store, migrate, supervise services until a signal."""
 
     def __init__(self, settings: Settings, config_path: Path | None = None,
-                 extra_services: list[Callable[[DaemonContext], Service]] | None = None) -> None:
+                 extra_services: list[Callable[[DaemonContext], Service]] | None = None,
+                 load: Callable[[], Settings] | None = None) -> None:
         self.settings = settings
         self.config_path = config_path
+        # What SIGHUP re-reads: the config file; the demo, whose settings are built in
+        # code, passes its own (else a reload would swap in the defaults).
+        self._load = load or (lambda: load_settings(self.config_path)[0])
         self.extra_services = extra_services or []
         self.notifier = Notifier()
         self._stop = asyncio.Event()
@@ -320,7 +324,7 @@ class Daemon:
         assert self.ctx and self.supervisor
         self.notifier.reloading()
         try:
-            new, _ = load_settings(self.config_path)
+            new = self._load()
         except ConfigError as e:
             for p in e.problems:
                 log.error("reload refused, keeping the running config: %s: %s", e.source, p)

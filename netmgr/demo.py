@@ -39,7 +39,7 @@ def port_free(host: str, port: int) -> bool:
 
 
 def pick_port(host: str, preferred: int) -> int:
-    if port_free(host, preferred):
+    if preferred and port_free(host, preferred):
         return preferred
     with socket.socket() as s:
         s.bind((host, 0))
@@ -195,7 +195,7 @@ async def run_demo(duration: float | None, state_dir: Path | None, api_port: int
     daemon = None
     try:
         await start_broker(run)
-        daemon = Daemon(settings, None)
+        daemon = Daemon(settings, None, load=lambda: settings)
         daemon_task = asyncio.create_task(daemon.run(), name="demo:daemon")
         ready = asyncio.create_task(daemon.started.wait())
         done, _ = await asyncio.wait({daemon_task, ready}, timeout=60,

@@ -147,3 +147,11 @@ def test_example_config_is_valid_and_complete():
         assert f"[{section}]" in text
         for key in field.annotation.model_fields:
             assert f"\n{key} = " in text or f"# {key} = " in text, f"{section}.{key} missing from the example"
+
+
+def test_unknown_env_section_names_the_variable(tmp_path):
+    p = write(tmp_path, "")
+    with pytest.raises(ConfigError) as ei:
+        load_settings(p, environ={"NETMGR_SNPM__TIMEOUT": "3"})
+    assert ei.value.problems[0].startswith("snpm: unknown key")
+    assert ei.value.problems[0].endswith("(from NETMGR_SNPM__TIMEOUT)")
