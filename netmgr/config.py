@@ -108,6 +108,8 @@ class MqttSettings(Section):
     keepalive: int = Field(30, ge=5, le=3600)
     telemetry_interval: float = Field(30.0, gt=0, le=3600)
     stale_after_missed: int = Field(3, ge=1, le=100)
+    ack_timeout: float = Field(10.0, gt=0, le=600)
+    command_ttl: float = Field(300.0, ge=1, le=86400)
 
     @model_validator(mode="after")
     def _tls_files(self) -> MqttSettings:

@@ -51,6 +51,20 @@ class DaemonContext:
     services: dict[str, Service] = field(default_factory=dict)
 
 
+async def every(interval: float, fn: Callable[[], Any], what: str, logger: logging.Logger) -> None:
+    """Run ``await fn()`` every ``interval`` seconds for ever; a failure is logged (one line for
+    netmgr's own errors, a traceback for anything else) and the next round tries again."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await fn()
+        except Exception as e:
+            if isinstance(e, NetmgrError):
+                logger.error("%s failed: %s", what, e)
+            else:
+                logger.exception("%s failed", what)
+
+
 class Service:
     """A daemon service. Subclasses implement ``run`` (until cancelled)."""
 
@@ -209,6 +223,7 @@ class ApiService(Service):
                 service.ready.set()
 
         app = create_app(self.ctx.settings, self.ctx.sessions, self.ctx.health)
+        app.state.services = self.ctx.services
         sock = self._bind()
         config = uvicorn.Config(
             app, log_config=None, access_log=False, lifespan="off",
@@ -236,6 +251,7 @@ class ApiService(Service):
 SERVICE_FACTORIES: list[tuple[Callable[[Settings], bool], str]] = [
     (lambda s: s.api.enabled, "netmgr.daemon:ApiService"),
     (lambda s: s.snmp.enabled, "netmgr.snmp.poller:PollerService"),
+    (lambda s: s.mqtt.enabled, "netmgr.radio.service:RadioService"),
 ]
 
 

@@ -38,11 +38,12 @@ def _loc(loc: tuple[Any, ...]) -> str:
 
 def create_app(settings: Any, sessions: Any, health: Callable[[], dict[str, Any]]) -> FastAPI:
     """The API app over ``sessions`` (an async_sessionmaker); ``health()`` feeds /healthz."""
-    from netmgr.api import routes_admin, routes_inventory, routes_zones
+    from netmgr.api import routes_admin, routes_inventory, routes_radio, routes_zones
 
     app = FastAPI(title="netmgr", version=__version__, docs_url="/docs", redoc_url=None)
     app.state.settings = settings
     app.state.sessions = sessions
+    app.state.services = {}  # the daemon's services by name (radio, ...), set by ApiService
 
     @app.exception_handler(NetmgrError)
     async def netmgr_error(_: Request, exc: NetmgrError) -> JSONResponse:
@@ -86,4 +87,5 @@ def create_app(settings: Any, sessions: Any, health: Callable[[], dict[str, Any]
     app.include_router(routes_zones.router, prefix="/api/v1")
     app.include_router(routes_admin.router, prefix="/api/v1")
     app.include_router(routes_inventory.router, prefix="/api/v1")
+    app.include_router(routes_radio.router, prefix="/api/v1")
     return app

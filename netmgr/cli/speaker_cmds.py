@@ -1,8 +1,9 @@
-"""``netmgr speaker``: speaker node inventory (radio commands join later)."""
+"""``netmgr speaker``: speaker node inventory, live status, commands and MQTT identities."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -41,16 +42,28 @@ def import_(obj: CliContext, file: Path, fmt: str | None) -> None:
 
 @speaker.command("list")
 @click.option("--zone", help="Only this zone and below.")
+@click.option("--status", type=click.Choice(["online", "offline", "stale", "unknown"]),
+              help="Only nodes in this state (stale: online but silent for too many telemetry intervals).")
 @click.option("--tag", help="key or key=value")
 @json_option
 @pass_ctx
-def list_(obj: CliContext, zone: str | None, tag: str | None, as_json: bool) -> None:
-    """List speaker nodes."""
-    items = obj.client().get("/api/v1/speakers", zone=zone, tag=tag)["items"]
+def list_(obj: CliContext, zone: str | None, status: str | None, tag: str | None, as_json: bool) -> None:
+    """List speaker nodes with their live status and last telemetry."""
+    items = obj.client().get("/api/v1/speakers-status", zone=zone, status=status, tag=tag)["items"]
     if as_json:
         echo_json(items)
         return
-    print_table(items, [("id", "node"), ("name", "name"), ("zone", "zone"), ("model", "model")])
+    rows = []
+    for i in items:
+        t = i.get("telemetry") or {}
+        rows.append({**i, "rssi": t.get("rssi_dbm"), "volume": t.get("volume"),
+                     "playing": t.get("playing") or "", "since": (i.get("since") or "")[:19]})
+    print_table(rows, [("id", "node"), ("zone", "zone"), ("status", "status"), ("since", "since (UTC)"),
+                       ("rssi", "rssi dBm"), ("volume", "vol"), ("playing", "playing"), ("fw", "fw")])
+    counts: dict[str, int] = {}
+    for i in items:
+        counts[i["status"]] = counts.get(i["status"], 0) + 1
+    click.echo(", ".join(f"{v} {k}" for k, v in sorted(counts.items())) or "no speakers")
 
 
 @speaker.command("show")
@@ -58,13 +71,151 @@ def list_(obj: CliContext, zone: str | None, tag: str | None, as_json: bool) -> 
 @json_option
 @pass_ctx
 def show(obj: CliContext, node_id: str, as_json: bool) -> None:
-    """Show one speaker node."""
-    r = obj.client().get(f"/api/v1/speakers/{node_id}")
+    """One node: status, last telemetry and its recent commands."""
+    r = obj.client().get(f"/api/v1/speakers/{node_id}/status")
     if as_json:
         echo_json(r)
         return
-    for k, v in r.items():
-        click.echo(f"{k:6} {v if v is not None else ''}")
+    for k in ("id", "name", "zone", "model", "status", "since", "last_seen", "session", "fw", "skew_s",
+              "schedule_version", "credentials"):
+        if k in r:
+            click.echo(f"{k:16} {'' if r[k] is None else r[k]}")
+    t = r.get("telemetry") or {}
+    if t:
+        click.echo("telemetry")
+        for k, v in t.items():
+            click.echo(f"  {k:14} {'' if v is None else v}")
+    cmds = r.get("commands") or []
+    if cmds:
+        print_table([{**c, "issued": (c.get("issued") or "")[:19], "error": c.get("error") or ""}
+                     for c in cmds],
+                    [("issued", "issued (UTC)"), ("id", "command"), ("method", "method"),
+                     ("priority", "priority"), ("state", "state"), ("error", "error")],
+                    title="recent commands")
+
+
+def _targets(target: str) -> dict[str, list[str]]:
+    """TARGET: a node id, ids separated by commas, or a zone (``zone:PATH``, or any path with '/')."""
+    if target.startswith("zone:"):
+        return {"zones": [target[5:]], "nodes": []}
+    if "/" in target:
+        return {"zones": [target], "nodes": []}
+    return {"zones": [], "nodes": [t for t in target.split(",") if t]}
+
+
+def _send(obj: CliContext, target: str, method: str, params: dict[str, Any], *, priority: str = "normal",
+          wait: float = 10.0, wait_for: str = "done") -> dict[str, Any]:
+    body = {"method": method, "params": params, "priority": priority, "wait_s": wait, "wait_for": wait_for,
+            **_targets(target)}
+    return obj.client().post("/api/v1/commands", body)
+
+
+def _report(r: dict[str, Any], as_json: bool, extra: Any = None) -> None:
+    if as_json:
+        echo_json(r)
+        return
+    rows = []
+    for d in r.get("deliveries", []):
+        row = {"node": d["node"], "state": d["state"], "error": d.get("error") or ""}
+        if extra:
+            row.update(extra(d, r))
+        rows.append(row)
+    cols = [("node", "node"), ("state", "state")]
+    if extra and rows:
+        cols += [(k, k) for k in rows[0] if k not in ("node", "state", "error")]
+    cols.append(("error", "error"))
+    print_table(rows, cols, title=f"{r['method']} {r['id']}")
+    summary = ", ".join(f"{v} {k}" for k, v in sorted(r["summary"].items()))
+    click.echo(f"{r['total']} nodes: {summary}")
+    if not r.get("complete"):
+        click.echo("(not every node has answered yet: `netmgr speaker command "
+                   f"{r['id']}` shows later states)")
+
+
+@speaker.command("volume")
+@click.argument("target")
+@click.argument("level", type=click.IntRange(0, 100))
+@click.option("--wait", type=click.FloatRange(0, 120), default=10.0, show_default=True,
+              help="Seconds to wait for the nodes' answers.")
+@json_option
+@pass_ctx
+def volume(obj: CliContext, target: str, level: int, wait: float, as_json: bool) -> None:
+    """Set the volume (0-100) of a node, nodes (a,b,c) or a zone (zone:PATH or a/b)."""
+    r = _send(obj, target, "volume", {"level": level}, wait=wait)
+    _report(r, as_json)
+    if not as_json and any(d["state"] != "done" for d in r["deliveries"]):
+        raise SystemExit(1)
+
+
+@speaker.command("ping")
+@click.argument("target")
+@click.option("--wait", type=click.FloatRange(0, 120), default=5.0, show_default=True)
+@json_option
+@pass_ctx
+def ping(obj: CliContext, target: str, wait: float, as_json: bool) -> None:
+    """Round trip to a node, nodes or a zone: time from publish to the node's answer, and its clock skew."""
+    from datetime import datetime
+
+    def rtt(d: dict[str, Any], r: dict[str, Any]) -> dict[str, Any]:
+        t = d.get("times") or {}
+        if "done" not in t or not r.get("published"):
+            return {"rtt ms": "", "skew s": ""}
+        sent = datetime.fromisoformat(r["published"].replace("Z", "+00:00"))
+        done = datetime.fromisoformat(t["done"].replace("Z", "+00:00"))
+        node_ts = (d.get("data") or {}).get("ts")
+        skew = "" if node_ts is None else f"{node_ts - done.timestamp():+.2f}"
+        return {"rtt ms": f"{(done - sent).total_seconds() * 1000:.1f}", "skew s": skew}
+
+    r = _send(obj, target, "ping", {}, wait=wait)
+    _report(r, as_json, rtt)
+    if any(d["state"] != "done" for d in r["deliveries"]):
+        raise SystemExit(1)
+
+
+@speaker.command("stop")
+@click.argument("target")
+@click.option("--priority", type=click.Choice(["normal", "priority", "emergency"]), default="normal",
+              show_default=True, help="Stops what plays at this priority or lower.")
+@json_option
+@pass_ctx
+def stop(obj: CliContext, target: str, priority: str, as_json: bool) -> None:
+    """Stop what a node, nodes or a zone is playing."""
+    _report(_send(obj, target, "stop", {}, priority=priority), as_json)
+
+
+@speaker.command("reboot")
+@click.argument("target")
+@json_option
+@pass_ctx
+def reboot(obj: CliContext, target: str, as_json: bool) -> None:
+    """Reboot a node, nodes or a zone (they answer accepted, then reconnect)."""
+    _report(_send(obj, target, "reboot", {}, wait_for="accepted"), as_json)
+
+
+@speaker.command("command")
+@click.argument("command_id")
+@json_option
+@pass_ctx
+def command(obj: CliContext, command_id: str, as_json: bool) -> None:
+    """Show a command's state on every target node, with the time of each state."""
+    _report(obj.client().get(f"/api/v1/commands/{command_id}"), as_json)
+
+
+@speaker.command("credentials")
+@click.argument("node_id")
+@json_option
+@pass_ctx
+def credentials(obj: CliContext, node_id: str, as_json: bool) -> None:
+    """Create (or replace) the node's MQTT identity. The password is shown once: put it on the node."""
+    r = obj.client().post(f"/api/v1/speakers/{node_id}/credentials")
+    if as_json:
+        echo_json(r)
+        return
+    click.echo(f"node      {r['node']}\nusername  {r['username']}\npassword  {r['password']}\n"
+               f"broker    {r['broker']}\nzone      {r['zone']}")
+    if r.get("replaced"):
+        click.echo("(the node's previous password no longer works once the broker reloads)")
+    click.echo(r["note"])
 
 
 @speaker.command("remove")

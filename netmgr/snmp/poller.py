@@ -23,8 +23,8 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from netmgr.daemon import DaemonContext, Service
-from netmgr.errors import NetmgrError, SnmpError
+from netmgr.daemon import DaemonContext, Service, every
+from netmgr.errors import SnmpError
 from netmgr.snmp.client import SnmpClient, Target
 from netmgr.snmp.counters import Sample, rate, restarted
 from netmgr.snmp.discover import identify
@@ -371,18 +371,7 @@ class PollerService(Service):
             self.ready.set()
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self.poller.run(), name="poller:schedule")
-                tg.create_task(self._flush_loop(), name="poller:flush")
-
-    async def _flush_loop(self) -> None:
-        while True:
-            await asyncio.sleep(FLUSH_EVERY)
-            try:
-                await self.flush()
-            except Exception as e:
-                if isinstance(e, NetmgrError):
-                    log.error("writing AP state failed: %s", e)
-                else:
-                    log.exception("writing AP state failed")
+                tg.create_task(every(FLUSH_EVERY, self.flush, "writing AP state", log), name="poller:flush")
 
     async def reload(self, settings: Any) -> None:
         if self.poller is not None:

@@ -111,7 +111,7 @@ class UdpTransport:
         return rid
 
     async def request(self, target: str, addr: tuple[str, int], community: bytes, payload_for: Any,
-                      timeout: float, retries: int) -> ber.Response:  # noqa: ASYNC109 - per-attempt timer
+                      timeout: float, retries: int) -> ber.Response:
         """Send ``payload_for(request_id)`` to ``addr`` and await the matching Response."""
         assert self._loop is not None and self._transport is not None, "transport not open"
         rid = self.new_request_id()

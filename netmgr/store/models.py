@@ -161,6 +161,55 @@ class Speaker(Base):
     tags: Mapped[dict[str, Any]] = mapped_column(default=dict)
     model: Mapped[str] = mapped_column(String(64), default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The node's MQTT password as mosquitto stores it (PBKDF2-SHA512, `$7$...`); the
+    # password itself is shown once by `netmgr speaker credentials` and never stored.
+    mqtt_hash: Mapped[str | None] = mapped_column(String(255))
+
+
+class SpeakerState(Base):
+    """The registry's view of a node, written in batches; survives daemon restarts."""
+
+    __tablename__ = "speaker_state"
+
+    node_id: Mapped[str] = mapped_column(ForeignKey("speakers.id", ondelete="CASCADE"), primary_key=True)
+    online: Mapped[bool] = mapped_column(Boolean, default=False)
+    session: Mapped[int] = mapped_column(BigInteger, default=-1)
+    since: Mapped[datetime | None] = mapped_column()
+    last_seen: Mapped[datetime | None] = mapped_column()
+    fw: Mapped[str | None] = mapped_column(String(64))
+    schedule_version: Mapped[int | None] = mapped_column(BigInteger)
+    telemetry: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class Command(Base):
+    """A command sent to speaker nodes (one node, a list, or zones)."""
+
+    __tablename__ = "commands"
+    __table_args__ = (Index("ix_commands_issued", "issued"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    method: Mapped[str] = mapped_column(String(16))
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    priority: Mapped[str] = mapped_column(String(12), default="normal")
+    issued: Mapped[datetime] = mapped_column(default=utcnow)
+    expires: Mapped[datetime] = mapped_column()
+    targets: Mapped[dict[str, Any]] = mapped_column(default=dict)  # {"nodes": [...], "zones": [...]}
+    issued_by: Mapped[str] = mapped_column(String(64), default="")
+
+
+class CommandDelivery(Base):
+    """One node's states of one command; each state keeps the time it was reached."""
+
+    __tablename__ = "command_deliveries"
+    __table_args__ = (Index("ix_command_deliveries_node", "node_id", "command_id"),)
+
+    command_id: Mapped[str] = mapped_column(ForeignKey("commands.id", ondelete="CASCADE"), primary_key=True)
+    node_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    state: Mapped[str] = mapped_column(String(12), default="queued")
+    times: Mapped[dict[str, Any]] = mapped_column(default=dict)  # state -> ISO time first reached
+    error: Mapped[str | None] = mapped_column(Text)
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    updated: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class ApState(Base):

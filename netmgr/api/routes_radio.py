@@ -1,0 +1,232 @@
+"""/api/v1: speaker status, commands to speaker nodes, node credentials, mosquitto files.
+
+Commands and live status need the daemon's radio service (same process); the
+status of nodes also survives in the store (``speaker_state``) for when the
+radio service is off or restarting.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from netmgr.api.deps import audited_write, page, principal, session
+from netmgr.auth import Principal
+from netmgr.errors import Forbidden, NotFound, Retryable, UsageError
+from netmgr.store.models import Command, CommandDelivery, Speaker, SpeakerState
+
+router = APIRouter()
+Caller = Annotated[Principal, Depends(principal)]
+Session = Annotated[AsyncSession, Depends(session)]
+
+
+def radio_of(request: Request) -> Any:
+    """The running radio service, or Retryable (503) naming what to do."""
+    svc = (getattr(request.app.state, "services", None) or {}).get("radio")
+    if svc is None:
+        raise Retryable("the radio service is not running in this daemon (is [mqtt] enabled = true?)")
+    return svc
+
+
+def _iso(dt: datetime | float | None) -> str | None:
+    if dt is None:
+        return None
+    if isinstance(dt, int | float):
+        dt = datetime.fromtimestamp(dt, UTC)
+    return dt.isoformat()
+
+
+async def _statuses(request: Request, s: AsyncSession, rows: list[Speaker]) -> list[dict[str, Any]]:
+    svc = (getattr(request.app.state, "services", None) or {}).get("radio")
+    out = []
+    if svc is not None:
+        reg = svc.registry
+        now = time.monotonic()
+        for sp in rows:
+            st = reg.nodes.get(sp.id)
+            d = st.to_dict(now, reg.stale_after) if st else {"status": "unknown", "telemetry": None}
+            out.append({"id": sp.id, "name": sp.name, "zone": sp.zone, "model": sp.model,
+                        "credentials": sp.mqtt_hash is not None, **{k: v for k, v in d.items()
+                                                                   if k not in ("id", "zone")},
+                        "since": _iso(d.get("since")), "last_seen": _iso(d.get("last_seen"))})
+        return out
+    states = {st.node_id: st for st in await s.scalars(
+        select(SpeakerState).where(SpeakerState.node_id.in_([r.id for r in rows])))}
+    for sp in rows:
+        st = states.get(sp.id)
+        out.append({"id": sp.id, "name": sp.name, "zone": sp.zone, "model": sp.model,
+                    "credentials": sp.mqtt_hash is not None,
+                    "status": ("online" if st.online else "offline") if st else "unknown",
+                    "session": st.session if st else None, "since": _iso(st.since) if st else None,
+                    "last_seen": _iso(st.last_seen) if st else None, "fw": st.fw if st else None,
+                    "telemetry": st.telemetry if st else None,
+                    "note": "radio service not running: last stored state"})
+    return out
+
+
+@router.get("/speakers-status", tags=["speakers"])
+async def speakers_status(request: Request, _: Caller, s: Session, zone: str | None = None,
+                          status: Literal["online", "offline", "stale", "unknown"] | None = None,
+                          tag: str | None = None) -> dict[str, Any]:
+    """Every speaker with its live status (online, stale, offline, unknown) and last telemetry."""
+    from netmgr.api.routes_inventory import tag_filter, zone_filter
+
+    q = select(Speaker).where(zone_filter(Speaker.zone, zone)).order_by(Speaker.id)
+    items = await _statuses(request, s, tag_filter(list(await s.scalars(q)), tag))
+    if status:
+        items = [i for i in items if i["status"] == status]
+    return page(items)
+
+
+@router.get("/speakers/{node_id}/status", tags=["speakers"])
+async def speaker_status(node_id: str, request: Request, _: Caller, s: Session,
+                         commands: Annotated[int, Query(ge=0, le=500)] = 20) -> dict[str, Any]:
+    """One node: inventory, status, last telemetry and its recent commands with their states."""
+    sp = await s.get(Speaker, node_id)
+    if sp is None:
+        raise NotFound(f"speaker {node_id!r} not found")
+    out = (await _statuses(request, s, [sp]))[0]
+    rows = (await s.execute(
+        select(CommandDelivery, Command).join(Command, Command.id == CommandDelivery.command_id)
+        .where(CommandDelivery.node_id == node_id).order_by(Command.issued.desc()).limit(commands))).all()
+    recent = [{"id": c.id, "method": c.method, "priority": c.priority, "issued": _iso(c.issued),
+               "state": d.state, "error": d.error, "times": d.times} for d, c in rows]
+    svc = (getattr(request.app.state, "services", None) or {}).get("radio")
+    if svc is not None:  # not yet flushed to the store
+        seen = {r["id"] for r in recent}
+        for tc in svc.tracker.commands.values():
+            d = tc.deliveries.get(node_id)
+            if d is not None and tc.cmd.id not in seen:
+                recent.append({"id": tc.cmd.id, "method": tc.cmd.method, "priority": tc.cmd.priority,
+                               "issued": _iso(tc.cmd.issued), **{k: v for k, v in d.to_dict().items()
+                                                                if k in ("state", "error", "times")}})
+        recent.sort(key=lambda r: r["issued"] or "", reverse=True)
+    out["commands"] = recent[:commands]
+    return out
+
+
+class CommandIn(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    method: Literal["play", "stop", "volume", "sync", "reboot", "ping"]
+    params: dict[str, Any] = Field(default_factory=dict)
+    nodes: list[str] = Field(default_factory=list, max_length=10000)
+    zones: list[str] = Field(default_factory=list, max_length=200)
+    priority: Literal["normal", "priority", "emergency"] = "normal"
+    ttl_s: float | None = Field(None, ge=1, le=86400)
+    wait_s: float = Field(0, ge=0, le=120, description="wait until every target answered or this passes")
+    wait_for: Literal["accepted", "done"] = "done"
+
+
+@router.post("/commands", tags=["speakers"], status_code=201)
+async def send_command(body: CommandIn, request: Request, who: Caller) -> dict[str, Any]:
+    """Send a command to nodes and/or zones (zones: one publish each). Operators only inside their
+    zones; emergency priority needs the emergency permission. Audited."""
+    svc = radio_of(request)
+    targets = ",".join(body.zones + body.nodes)[:200] or "(none)"
+    zone = body.zones[0] if body.zones else None
+    async with audited_write(request, who, f"speaker.{body.method}", targets, zone, check=None,
+                             detail=f"priority={body.priority}") as s:
+        if not body.nodes and not body.zones:
+            raise UsageError("give nodes and/or zones to send the command to")
+        if body.priority == "emergency":
+            who.require_emergency()
+        for z in body.zones:
+            who.require_write(z, f"send {body.method} to speakers")
+        if body.nodes:
+            zones = dict((await s.execute(select(Speaker.id, Speaker.zone).where(
+                Speaker.id.in_(body.nodes)))).all())
+            missing = [n for n in body.nodes if n not in zones]
+            if missing:
+                raise NotFound(f"speaker {missing[0]!r} not found")
+            for n in body.nodes:
+                try:
+                    who.require_write(zones[n], f"send {body.method} to speaker {n}")
+                except Forbidden as e:
+                    e.zone = zones[n]  # type: ignore[attr-defined]
+                    raise
+        tc = await svc.issue(body.method, body.params, nodes=body.nodes, zones=body.zones,
+                             priority=body.priority, ttl=body.ttl_s, issued_by=who.name)
+    if body.wait_s:
+        from netmgr.radio.commands import FINAL
+
+        def answered(t: Any) -> bool:
+            states = ("accepted", "playing", *FINAL) if body.wait_for == "accepted" else FINAL
+            return all(d.state in states for d in t.deliveries.values())
+
+        tc = await svc.wait(tc.cmd.id, answered, body.wait_s)
+    return tc.to_dict()
+
+
+@router.get("/commands/{command_id}", tags=["speakers"])
+async def get_command(command_id: str, request: Request, _: Caller, s: Session) -> dict[str, Any]:
+    """A command and every target node's state with the time each state was reached."""
+    svc = (getattr(request.app.state, "services", None) or {}).get("radio")
+    if svc is not None and command_id in svc.tracker.commands:
+        return svc.tracker.commands[command_id].to_dict()
+    c = await s.get(Command, command_id)
+    if c is None:
+        raise NotFound(f"command {command_id!r} not found")
+    ds = list(await s.scalars(select(CommandDelivery).where(CommandDelivery.command_id == command_id)
+                              .order_by(CommandDelivery.node_id)))
+    summary: dict[str, int] = {}
+    for d in ds:
+        summary[d.state] = summary.get(d.state, 0) + 1
+    return {"id": c.id, "method": c.method, "params": c.params, "priority": c.priority,
+            "issued": _iso(c.issued), "expires": _iso(c.expires), "issued_by": c.issued_by,
+            "targets": c.targets, "total": len(ds), "summary": summary,
+            "complete": all(d.state in ("done", "error", "expired") for d in ds),
+            "deliveries": [{"node": d.node_id, "state": d.state, "error": d.error, "data": d.data,
+                            "times": d.times} for d in ds]}
+
+
+@router.post("/speakers/{node_id}/credentials", tags=["speakers"])
+async def speaker_credentials(node_id: str, request: Request, who: Caller, s: Session) -> dict[str, Any]:
+    """Create (or replace) the node's MQTT identity; the password is in this answer only."""
+    from netmgr.radio.acl import mosquitto_hash, new_password
+
+    sp = await s.get(Speaker, node_id)
+    if sp is None:
+        raise NotFound(f"speaker {node_id!r} not found")
+    password = new_password()
+    replaced = sp.mqtt_hash is not None
+    async with audited_write(request, who, "speaker.credentials", node_id, sp.zone,
+                             detail="replaced" if replaced else "created") as w:
+        row = await w.get(Speaker, node_id)
+        assert row is not None
+        row.mqtt_hash = mosquitto_hash(password)
+    mqtt = request.app.state.settings.mqtt
+    return {"node": node_id, "username": node_id, "password": password, "replaced": replaced,
+            "zone": sp.zone, "broker": f"{'mqtts' if mqtt.tls else 'mqtt'}://{mqtt.host}:{mqtt.port}",
+            "note": "shown once; run `netmgr mqtt render` and reload mosquitto so the broker knows it"}
+
+
+@router.get("/mqtt/render", tags=["speakers"])
+async def mqtt_render(request: Request, who: Caller, s: Session) -> dict[str, Any]:
+    """mosquitto's password and ACL files for every node with credentials (admins only)."""
+    from netmgr.radio.acl import render_acl, render_passwd
+
+    who.require_admin("render the broker's password and ACL files")
+    rows = list(await s.scalars(select(Speaker).where(Speaker.mqtt_hash.is_not(None))))
+    mqtt = request.app.state.settings.mqtt
+    passwd = render_passwd(mqtt.username, mqtt.password.get_secret_value(),
+                           {r.id: r.mqtt_hash for r in rows if r.mqtt_hash})
+    acl = render_acl(mqtt.username, {r.id: r.zone for r in rows})
+    without = (await s.execute(select(Speaker.id).where(Speaker.mqtt_hash.is_(None)))).scalars().all()
+    return {"passwd": passwd, "acl": acl, "nodes": len(rows), "without_credentials": list(without)[:100],
+            "daemon_user": mqtt.username or None}
+
+
+@router.get("/commands", tags=["speakers"])
+async def list_commands(_: Caller, s: Session, limit: Annotated[int, Query(ge=1, le=500)] = 50
+                        ) -> dict[str, Any]:
+    """Recent commands, newest first."""
+    rows = list(await s.scalars(select(Command).order_by(Command.issued.desc()).limit(limit)))
+    return page([{"id": c.id, "method": c.method, "priority": c.priority, "issued": _iso(c.issued),
+                  "issued_by": c.issued_by, "targets": c.targets} for c in rows])
