@@ -80,7 +80,7 @@ def _load(kind: str, payload: bytes, limit: int = MAX_PAYLOAD) -> dict[str, Any]
     if len(payload) > limit:
         raise BadMessage(kind, f"payload of {len(payload)} bytes is over the {limit}-byte limit")
     try:
-        doc = json.loads(payload, parse_constant=_no_constant)
+        doc = _decode(payload.decode("utf-8"))
     except (ValueError, UnicodeDecodeError) as e:
         raise BadMessage(kind, f"not JSON: {e}"[:300]) from None
     except RecursionError:
@@ -92,6 +92,10 @@ def _load(kind: str, payload: bytes, limit: int = MAX_PAYLOAD) -> dict[str, Any]
 
 def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
+
+
+# Built once: json.loads(payload, parse_constant=...) builds a decoder on every call.
+_decode = json.JSONDecoder(parse_constant=_no_constant).decode
 
 
 def _num(kind: str, doc: dict[str, Any], key: str, *, required: bool = False,
@@ -203,41 +207,82 @@ class Telemetry:
                 "firmware": self.fw}
 
 
-_TELEMETRY_KEYS = frozenset({"ts", "session", "rssi_dbm", "volume", "playing", "temperature_c",
-                             "voltage_v", "uptime_s", "net", "fw", "schedule_version"})
+def _tnum(lo: float | None, hi: float | None) -> Any:
+    def check(key: str, v: Any) -> float:
+        t = type(v)
+        if (t is not float and t is not int) or not math.isfinite(v):
+            raise BadMessage("telemetry", f"{key}: must be a number, got {v!r}"[:200])
+        if (lo is not None and v < lo) or (hi is not None and v > hi):
+            lo_s = "" if lo is None else f"{lo:g}"
+            hi_s = "" if hi is None else f"{hi:g}"
+            raise BadMessage("telemetry", f"{key}: {v!r} is outside {lo_s}..{hi_s}")
+        return v
+    return check
+
+
+def _tint(hi: int) -> Any:
+    def check(key: str, v: Any) -> int:
+        t = type(v)
+        if t is float and v.is_integer():
+            v = int(v)
+        elif t is not int:
+            raise BadMessage("telemetry", f"{key}: must be an integer, got {v!r}"[:200])
+        if v < 0 or v > hi:
+            raise BadMessage("telemetry", f"{key}: {v} is outside 0..{hi}")
+        return v
+    return check
+
+
+def _tstr(choices: tuple[str, ...] | None = None) -> Any:
+    def check(key: str, v: Any) -> str:
+        if type(v) is not str:
+            raise BadMessage("telemetry", f"{key}: must be a string, got {v!r}"[:200])
+        if len(v) > 64:
+            raise BadMessage("telemetry", f"{key}: longer than 64 characters")
+        if choices is not None and v not in choices:
+            raise BadMessage("telemetry", f"{key}: {v!r} is not one of {', '.join(choices)}"[:200])
+        return v
+    return check
+
+
+def _tplaying(key: str, v: Any) -> tuple[str, str | None]:
+    k = "telemetry"
+    if not isinstance(v, dict):
+        raise BadMessage(k, f"playing: must be null or an object {{id, priority}}, got {v!r}"[:200])
+    extra = v.keys() - {"id", "priority"}
+    if extra:
+        raise BadMessage(k, f"playing: unknown field {sorted(extra)[0]!r}")
+    pid = _str(k, v, "id", required=True)
+    assert pid is not None
+    return pid, _str(k, v, "priority", choices=PRIORITIES)
+
+
+# One validator per field: parse_telemetry runs for every message of every node (the hot path).
+_TELEMETRY_CHECKS: dict[str, Any] = {
+    "ts": _tnum(0, None), "session": _tint(2**53), "rssi_dbm": _tnum(-150, 0), "volume": _tint(100),
+    "playing": _tplaying, "temperature_c": _tnum(-60, 150), "voltage_v": _tnum(0, 400),
+    "uptime_s": _tnum(0, None), "net": _tstr(NETS), "fw": _tstr(), "schedule_version": _tint(2**53),
+}
 
 
 def parse_telemetry(payload: bytes) -> Telemetry:
     """Parse a telemetry payload (only ``ts`` is required)."""
-    k = "telemetry"
-    doc = _load(k, payload)
-    _unknown(k, doc, _TELEMETRY_KEYS)
-    playing = doc.get("playing")
-    pid = prio = None
-    if playing is not None:
-        if not isinstance(playing, dict):
-            raise BadMessage(k, f"playing: must be null or an object {{id, priority}}, got {playing!r}"[:200])
-        extra = playing.keys() - {"id", "priority"}
-        if extra:
-            raise BadMessage(k, f"playing: unknown field {sorted(extra)[0]!r}")
-        pid = _str(k, playing, "id", required=True)
-        prio = _str(k, playing, "priority", choices=PRIORITIES)
-    ts = _num(k, doc, "ts", required=True, lo=0)
-    assert ts is not None
-    return Telemetry(
-        ts=ts,
-        session=_int(k, doc, "session"),
-        rssi_dbm=_num(k, doc, "rssi_dbm", lo=-150, hi=0),
-        volume=_int(k, doc, "volume", hi=100),
-        playing=pid,
-        priority=prio,
-        temperature_c=_num(k, doc, "temperature_c", lo=-60, hi=150),
-        voltage_v=_num(k, doc, "voltage_v", lo=0, hi=400),
-        uptime_s=_num(k, doc, "uptime_s", lo=0),
-        net=_str(k, doc, "net", choices=NETS),
-        fw=_str(k, doc, "fw"),
-        schedule_version=_int(k, doc, "schedule_version"),
-    )
+    doc = _load("telemetry", payload)
+    v: dict[str, Any] = dict.fromkeys(_TELEMETRY_CHECKS)
+    checks = _TELEMETRY_CHECKS
+    for key, value in doc.items():
+        check = checks.get(key)
+        if check is None:
+            if key.startswith("x_"):
+                continue
+            raise BadMessage("telemetry", f"unknown field {key!r} (vendor extensions must start with 'x_')")
+        if value is not None:
+            v[key] = check(key, value)
+    if v["ts"] is None:
+        raise BadMessage("telemetry", "ts: required number is missing")
+    pid, prio = v["playing"] or (None, None)
+    return Telemetry(v["ts"], v["session"], v["rssi_dbm"], v["volume"], pid, prio, v["temperature_c"],
+                     v["voltage_v"], v["uptime_s"], v["net"], v["fw"], v["schedule_version"])
 
 
 @dataclass(slots=True)

@@ -34,6 +34,8 @@ class NodeState:
     skew_s: float | None = None    # node clock minus ours, from the last timestamped message
     schedule_version: int | None = None
     known_status: bool = False     # False until a status message was seen
+    lat: float | None = None       # from the inventory, for the map
+    lon: float | None = None
 
     def status(self, now_mono: float, stale_after: float) -> str:
         """``online``, ``stale``, ``offline`` or ``unknown`` (never heard of)."""

@@ -75,7 +75,8 @@ class RadioService(Service):
     def __init__(self, ctx: DaemonContext | None, *, broker: Broker | None = None,
                  client_id: str | None = None, inventory: dict[str, str] | None = None,
                  telemetry_interval: float | None = None, stale_after_missed: int | None = None,
-                 ack_timeout: float | None = None, command_ttl: float | None = None) -> None:
+                 ack_timeout: float | None = None, command_ttl: float | None = None,
+                 hub: Any = None) -> None:
         super().__init__(ctx)  # type: ignore[arg-type]
         mqtt = ctx.settings.mqtt if ctx is not None else None
         self.broker = broker or from_settings(mqtt)
@@ -99,6 +100,8 @@ class RadioService(Service):
         self.listeners: list[Any] = []  # callables(node_id, NodeState) on telemetry (tests, bench)
         self._reply_waiters: dict[str, asyncio.Event] = {}
         self.schedules: dict[str, p.Schedule] = {}  # node -> last published schedule
+        # Where telemetry goes (netmgr.telemetry's hub): the daemon's, or one given (benchmarks).
+        self.hub = hub if hub is not None else getattr(ctx, "telemetry", None)
 
     # ------------------------------------------------------------------ supervision
 
@@ -135,6 +138,7 @@ class RadioService(Service):
                 extra = {"properties": props}
             in_kwargs = {**kwargs, "protocol": aiomqtt.ProtocolVersion.V311}
             delay = 0.0
+            clients: list[Any] = []
             try:
                 async with contextlib.AsyncExitStack() as stack:
                     # Persistent session for the subscriber: the broker keeps status and replies
@@ -145,6 +149,7 @@ class RadioService(Service):
                     pub = await stack.enter_async_context(aiomqtt.Client(
                         **kwargs, identifier=self.client_id, timeout=10,
                         max_queued_outgoing_messages=100_000, **extra))
+                    clients = [ingest, pub]
                     await ingest.subscribe(
                         [(p.node_topic("+", k), p.QOS[k]) for k in ("status", "telemetry", "reply")])
                     self.client = pub
@@ -171,6 +176,10 @@ class RadioService(Service):
             finally:
                 self.client = None
                 self.connected.clear()
+                for c in clients:  # retrieve aiomqtt's disconnection error: we logged it above
+                    fut = getattr(c, "_disconnected", None)
+                    if fut is not None and fut.done() and not fut.cancelled():
+                        fut.exception()
             await asyncio.sleep(delay)
 
     @staticmethod
@@ -232,9 +241,12 @@ class RadioService(Service):
         from netmgr.store.models import Speaker, SpeakerState
 
         async with self.ctx.sessions() as s:
-            rows = (await s.execute(select(Speaker.id, Speaker.zone))).all()
+            rows = (await s.execute(select(Speaker.id, Speaker.zone, Speaker.lat, Speaker.lon))).all()
             states = [] if self._sessions_loaded else list(await s.scalars(select(SpeakerState)))
         self.registry.set_inventory({r[0]: r[1] for r in rows})
+        for r in rows:
+            node = self.registry.nodes[r[0]]
+            node.lat, node.lon = r[2], r[3]
         for st in states:  # the session counter must survive restarts, or a late will wins
             node = self.registry.node(st.node_id)
             if node.session < st.session:
@@ -367,13 +379,15 @@ class RadioService(Service):
             log.exception("handling a message failed node=%s topic=%s", node_id, topic)
 
     def _emit(self, node_id: str, node: Any, msg: p.Telemetry | None) -> None:
-        hub = getattr(self.ctx, "telemetry", None) if self.ctx is not None else None
+        hub = self.hub
         if hub is None:
             return
         try:
             from netmgr.telemetry.points import speaker_point
 
             fields = msg.as_fields() if msg is not None else {}
+            if node.lat is not None:
+                fields["lat"], fields["lon"] = node.lat, node.lon
             hub.submit([speaker_point(node_id, node.zone or "", fields, node.online,
                                       time.time_ns())])
         except Exception:

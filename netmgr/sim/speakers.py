@@ -107,6 +107,7 @@ class SpeakerSim:
         self.refused = 0  # v5 PUBACKs refused by the broker (ACL), summed over closed connections
         self.last_error: str | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._parsed: dict[bytes, p.Command] = {}
         self._sched_task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> SpeakerSim:
@@ -188,7 +189,7 @@ class SpeakerSim:
                 self.stats["connects"] += 1
                 unreported, n.unreported = n.unreported, []
                 for msg in unreported:  # what played while the link was down
-                    await self._send(n, "reply", msg)
+                    self._send(n, "reply", msg)
                 tel = asyncio.create_task(self._telemetry_loop(n), name=f"sim:{n.id}:telemetry")
                 try:
                     await client.closed
@@ -216,7 +217,7 @@ class SpeakerSim:
     async def _telemetry_loop(self, n: Node) -> None:
         await asyncio.sleep(self.rng.random() * min(self.cfg.telemetry_interval, 2.0))
         while True:
-            await self._send(n, "telemetry", self.telemetry_of(n))
+            self._send(n, "telemetry", self.telemetry_of(n))
             await asyncio.sleep(self.cfg.telemetry_interval)
 
     def telemetry_of(self, n: Node) -> dict[str, Any]:
@@ -228,7 +229,7 @@ class SpeakerSim:
                 "uptime_s": round(time.monotonic() - n.started, 1), "net": "4g", "fw": "sim-1.0",
                 "schedule_version": n.schedule.version if n.schedule else None}
 
-    async def _send(self, n: Node, kind: str, doc: dict[str, Any]) -> None:
+    def _send(self, n: Node, kind: str, doc: dict[str, Any]) -> None:
         if kind == "reply" and not n.connected:
             n.unreported.append(doc)
             return
@@ -274,16 +275,16 @@ class SpeakerSim:
                 log.debug("node %s: bad schedule: %s", n.id, e)
                 return
             n.schedule = sched
-            self._spawn(self._send(n, "reply", {"id": p.SCHEDULE_ACK_ID, "status": "done",
-                                                "ts": n.now(), "data": {"version": sched.version}}))
+            self._send(n, "reply", {"id": p.SCHEDULE_ACK_ID, "status": "done",
+                                    "ts": n.now(), "data": {"version": sched.version}})
             return
         if self.cfg.loss and self.rng.random() < self.cfg.loss:
             self.stats["lost_in"] += 1
             return
         self.stats["commands"] += 1
-        self._spawn(self._command(n, payload))
+        self._command(n, payload)
 
-    async def _reply(self, n: Node, cid: str, status: str, error: str | None = None,
+    def _reply(self, n: Node, cid: str, status: str, error: str | None = None,
                      data: dict[str, Any] | None = None) -> None:
         doc: dict[str, Any] = {"id": cid, "status": status, "ts": round(n.now(), 3)}
         if error:
@@ -295,11 +296,21 @@ class SpeakerSim:
         while len(n.seen) > SEEN_IDS:
             n.seen.popitem(last=False)
         n.log.append((time.time(), cid, status))
-        await self._send(n, "reply", doc)
+        self._send(n, "reply", doc)
 
-    async def _command(self, n: Node, payload: bytes) -> None:
-        try:
+    def _parse(self, payload: bytes) -> p.Command:
+        """Parse a command; a zone command reaches every node with the same bytes: parse it once."""
+        cmd = self._parsed.get(payload)
+        if cmd is None:
             cmd = p.parse_command(payload)
+            if len(self._parsed) > 256:
+                self._parsed.clear()
+            self._parsed[payload] = cmd
+        return cmd
+
+    def _command(self, n: Node, payload: bytes) -> None:
+        try:
+            cmd = self._parse(payload)
         except p.BadMessage as e:
             self.stats["bad_command"] += 1
             try:
@@ -307,68 +318,76 @@ class SpeakerSim:
             except (ValueError, AttributeError):
                 return
             if isinstance(cid, str) and p.CMD_ID.match(cid):
-                await self._reply(n, cid, "error", f"bad command: {e}")
+                self._reply(n, cid, "error", f"bad command: {e}")
             return
         if cmd.id in n.seen:  # idempotency: answer again, never act twice
             self.stats["duplicates"] += 1
-            await self._send(n, "reply", n.seen[cmd.id])
+            self._send(n, "reply", n.seen[cmd.id])
             return
         if n.now() >= cmd.expires:
             self.stats["expired"] += 1
-            await self._reply(n, cmd.id, "error", "expired: the command's expires time has passed")
+            self._reply(n, cmd.id, "error", "expired: the command's expires time has passed")
             return
         if self.cfg.latency_ms:
-            await asyncio.sleep(self.rng.expovariate(1000.0 / self.cfg.latency_ms))
+            n.seen[cmd.id] = {"id": cmd.id, "status": "accepted", "ts": round(n.now(), 3)}
+            self._spawn(self._act_later(n, cmd, self.rng.expovariate(1000.0 / self.cfg.latency_ms)))
+            return
+        self._act(n, cmd)
+
+    async def _act_later(self, n: Node, cmd: p.Command, delay: float) -> None:
+        await asyncio.sleep(delay)
+        self._act(n, cmd)
+
+    def _act(self, n: Node, cmd: p.Command) -> None:
         m = cmd.method
         if m == "ping":
-            await self._reply(n, cmd.id, "done", data={"ts": round(n.now(), 3)})
+            self._reply(n, cmd.id, "done", data={"ts": round(n.now(), 3)})
         elif m == "volume":
             n.volume = int(cmd.params["level"])
-            await self._reply(n, cmd.id, "done", data={"volume": n.volume})
+            self._reply(n, cmd.id, "done", data={"volume": n.volume})
         elif m == "sync":
-            await self._reply(n, cmd.id, "done",
-                              data={"version": n.schedule.version if n.schedule else None})
+            self._reply(n, cmd.id, "done", data={"version": n.schedule.version if n.schedule else None})
         elif m == "stop":
             pb = n.playing
             target = cmd.params.get("target")
             rank = p.PRIORITY_RANK
             if pb and target in (None, pb.id) and rank[pb.priority] <= rank[cmd.priority]:
-                await self._end(n, pb, "stopped")
-            await self._reply(n, cmd.id, "done")
+                self._end(n, pb, "stopped")
+            self._reply(n, cmd.id, "done")
         elif m == "reboot":
-            await self._reply(n, cmd.id, "accepted")
+            self._reply(n, cmd.id, "accepted")
             self._spawn(self._reboot(n))
         elif m == "play":
             item = cmd.params.get("item")
             if item and (item in n.played_items or (n.playing and n.playing.id == item)):
                 # The daemon confirms an occurrence the node already plays from its schedule.
                 state = "playing" if n.playing and n.playing.id == item else "done"
-                await self._reply(n, cmd.id, state, data={"item": item, "source": "schedule"})
+                self._reply(n, cmd.id, state, data={"item": item, "source": "schedule"})
                 return
             until = cmd.params.get("until")
             dur = cmd.params.get("duration_s") or (until - n.now() if until else DEFAULT_PLAY_S)
             vol = cmd.params.get("volume")
             if cmd.priority == "emergency" and vol is None:
                 vol = 100  # an emergency forces its volume
-            await self._play(n, cmd.id, cmd.priority, int(vol if vol is not None else n.volume),
-                             float(dur), "command", item=item)
+            self._play(n, cmd.id, cmd.priority, int(vol if vol is not None else n.volume),
+                       float(dur), "command", item=item)
 
-    async def _play(self, n: Node, pid: str, priority: str, volume: int, duration: float, source: str,
+    def _play(self, n: Node, pid: str, priority: str, volume: int, duration: float, source: str,
                     item: str | None = None) -> bool:
         cur = n.playing
         if cur is not None and p.PRIORITY_RANK[cur.priority] > p.PRIORITY_RANK[priority]:
             if source == "command":
-                await self._reply(n, pid, "error", f"busy: playing {cur.priority} {cur.id}")
+                self._reply(n, pid, "error", f"busy: playing {cur.priority} {cur.id}")
             return False
         if cur is not None:
-            await self._end(n, cur, "preempted", by=pid)
+            self._end(n, cur, "preempted", by=pid)
         pb = Playback(pid, priority, volume, n.now() + max(0.05, duration), source)
         n.playing = pb
         if item:
             n.played_items.add(item)
         if source == "command":
-            await self._reply(n, pid, "accepted")
-        await self._reply(n, pid, "playing", data={"volume": volume, "source": source})
+            self._reply(n, pid, "accepted")
+        self._reply(n, pid, "playing", data={"volume": volume, "source": source})
         pb.task = asyncio.get_running_loop().create_task(self._finish(n, pb, duration))
         self._tasks.add(pb.task)
         pb.task.add_done_callback(self._tasks.discard)
@@ -378,9 +397,9 @@ class SpeakerSim:
         await asyncio.sleep(max(0.05, duration))
         if n.playing is pb:
             pb.task = None
-            await self._end(n, pb, "completed")
+            self._end(n, pb, "completed")
 
-    async def _end(self, n: Node, pb: Playback, outcome: str, by: str | None = None) -> None:
+    def _end(self, n: Node, pb: Playback, outcome: str, by: str | None = None) -> None:
         if n.playing is pb:
             n.playing = None
         if pb.task is not None and pb.task is not asyncio.current_task():
@@ -388,10 +407,15 @@ class SpeakerSim:
         data: dict[str, Any] = {"outcome": outcome, "source": pb.source}
         if by:
             data["by"] = by
-        await self._reply(n, pb.id, "done", data=data)
+        self._reply(n, pb.id, "done", data=data)
 
     async def _reboot(self, n: Node) -> None:
         await asyncio.sleep(0.2)
+        c = n.client
+        if c is not None:  # a planned restart: goodbye, then a clean DISCONNECT (no will)
+            c.publish(p.node_topic(n.id, "status"), p.encode({"state": "offline", "session": n.session}),
+                      qos=1, retain=True)
+            c.disconnect()
         if n.task:
             n.task.cancel()
             await asyncio.gather(n.task, return_exceptions=True)
@@ -416,7 +440,7 @@ class SpeakerSim:
                     self.stats["schedule_plays"] += 1
                     vol = it.volume if it.volume is not None else (
                         100 if it.priority == "emergency" else n.volume)
-                    self._spawn(self._play(n, it.id, it.priority, vol, it.end - now, "schedule"))
+                    self._play(n, it.id, it.priority, vol, it.end - now, "schedule")
 
 
 # ---------------------------------------------------------------------- process entry point
