@@ -383,6 +383,16 @@ class Mosquitto:
     def start(self) -> None:
         self.server.start()
 
+    def reload_auth(self, passwd_file: Path, acl_file: Path) -> None:
+        """Install new password and ACL files (as `netmgr mqtt render` wrote them) and SIGHUP the
+        broker, as an operator would with `systemctl reload mosquitto`."""
+        for src, name in ((passwd_file, "passwd"), (acl_file, "acl")):
+            dest = self.dir / name
+            shutil.copy(src, dest)
+            chown(dest)
+            dest.chmod(0o600)
+        self.server._signal_group(signal.SIGHUP)
+
 
 # --------------------------------------------------------------------------- net-snmp snmpd
 

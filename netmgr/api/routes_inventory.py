@@ -85,6 +85,13 @@ async def require_zone(s: AsyncSession, zone: str, field: str = "body.zone") -> 
         raise UsageError(f"{field}: unknown zone {zone}; create it first (netmgr zone add)")
 
 
+def _inventory_changed(request: Request) -> None:
+    """Tell the radio service of this daemon (if any) to re-read the speakers now."""
+    radio = (getattr(request.app.state, "services", None) or {}).get("radio")
+    if radio is not None:
+        radio.inventory_changed()
+
+
 def tag_filter(items: list[Any], tag: str | None) -> list[Any]:
     if not tag:
         return items
@@ -208,6 +215,7 @@ async def add_speaker(body: SpeakerIn, request: Request, who: Caller) -> dict[st
         s.add(sp)
         await s.flush()
         out = speaker_out(sp)
+    _inventory_changed(request)
     return out
 
 
@@ -216,6 +224,7 @@ async def remove_speaker(node_id: str, request: Request, who: Caller, s: Session
     sp = await _speaker(s, node_id)
     async with audited_write(request, who, "speaker.remove", node_id, sp.zone) as w:
         await w.delete(await w.merge(sp))
+    _inventory_changed(request)
     return {"removed": node_id}
 
 
@@ -233,4 +242,5 @@ async def import_speakers(body: ImportIn, request: Request, who: Caller) -> dict
             else:
                 apply_speaker(sp, item)
         await s.flush()
+    _inventory_changed(request)
     return {"created": len(rows) - len(existing), "updated": len(existing)}

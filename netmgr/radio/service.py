@@ -95,6 +95,7 @@ class RadioService(Service):
         self.stats: Counter[str] = Counter()
         self.connects = 0
         self._inventory_loaded = 0.0
+        self._inventory_dirty = False
         self._state_written: dict[str, float] = {}
         self._sessions_loaded = False
         self.listeners: list[Any] = []  # callables(node_id, NodeState) on telemetry (tests, bench)
@@ -197,7 +198,9 @@ class RadioService(Service):
             if self.connected.is_set():
                 for nid in self.registry.end_resync():
                     self._emit(nid, self.registry.node(nid), None)
-            if self.ctx is not None and time.monotonic() - self._inventory_loaded > INVENTORY_EVERY:
+            age = time.monotonic() - self._inventory_loaded
+            if self.ctx is not None and (age > INVENTORY_EVERY or (self._inventory_dirty and age > 1.0)):
+                self._inventory_dirty = False
                 try:
                     await self.load_inventory()
                 except NetmgrError as e:
@@ -230,6 +233,10 @@ class RadioService(Service):
                 "commands_inflight": inflight}
 
     # ------------------------------------------------------------------ inventory and state
+
+    def inventory_changed(self) -> None:
+        """The speakers changed (the API calls this): re-read them within a second."""
+        self._inventory_dirty = True
 
     async def load_inventory(self) -> None:
         """Node id -> zone from the store (or the static inventory), and the last known sessions."""
@@ -326,6 +333,7 @@ class RadioService(Service):
         node_id, kind = parsed
         st = self.registry.nodes.get(node_id)
         if st is None or st.zone is None:
+            self._inventory_dirty = True  # added by another daemon sharing the store? look again
             self.bad.report(node_id, "unknown_node",
                             f"node {node_id!r} is not in the inventory; add it with `netmgr speaker add`")
             return

@@ -87,6 +87,12 @@ async def test_200_nodes_zone_play_tracked_to_done(fleet200: Fleet, protocol: st
         await sim.wait_connected(timeout=60)
         assert sim.stats["connect_failures"] == 0, sim.last_error
         await until(lambda: svc.registry.counts()["online"] == 200, 20, "200 nodes online in the registry")
+        # One publish on the province's topic reaches all 200, tracked to done.
+        tc = await svc.issue("play", {"url": "http://127.0.0.1:8470/media/abc.mp3", "duration_s": 0.5},
+                             zones=["binh-phuoc"])
+        assert len(tc.deliveries) == 200
+        tc = await svc.wait(tc.cmd.id, lambda t: t.complete, 30)
+        assert tc.summary() == {"done": 200}, tc.summary()
         # One publish on the district topic reaches the nodes of its two communes, nobody else.
         tc = await svc.issue("play", {"url": "http://127.0.0.1:8470/media/abc.mp3", "duration_s": 1.0,
                                       "title": "Thông báo"}, zones=["binh-phuoc/dong-xoai"])
