@@ -137,8 +137,39 @@ async def ap_fleet(run: DemoRun) -> None:
                       f"netmgr ap poll 127.0.0.1:{fleet.port} --community {names[-1]}"]
 
 
+async def speaker_fleet(run: DemoRun) -> None:
+    """Simulated speaker nodes (docs/protocol.md) on the embedded broker, in the inventory."""
+    import httpx
+
+    from netmgr.radio.mqtt import Broker
+    from netmgr.sim.speakers import SimConfig, SpeakerSim
+
+    communes = ["binh-phuoc/dong-xoai/tan-phu", "binh-phuoc/dong-xoai/tien-thanh",
+                "binh-phuoc/dong-phu/tan-tien", "binh-phuoc/dong-phu/thuan-loi"]
+    nodes = [(f"loa-{c.rsplit('/', 1)[1]}-{i:02d}", c) for c in communes for i in range(1, 12)]
+    rows = "".join(f"{nid},{zone},Cụm loa {i % 11 + 1},{11.5 + i * 0.004:.4f},{106.85 + (i % 7) * 0.01:.4f}\n"
+                   for i, (nid, zone) in enumerate(nodes))
+    async with httpx.AsyncClient(base_url=run.api_url, headers=auth(run)) as http:
+        r = await http.post("/api/v1/speakers/import",
+                            json={"format": "csv", "text": "id,zone,name,lat,lon\n" + rows})
+        r.raise_for_status()
+    sim = SpeakerSim(Broker(port=run.mqtt_port, protocol="3.1.1"), nodes, SimConfig(telemetry_interval=10))
+    await sim.__aenter__()
+
+    async def stop() -> None:
+        await sim.__aexit__(None, None, None)
+
+    run.cleanups.append(stop)
+    run.lines.append((f"simulated speaker nodes ({len(nodes)} in {len(communes)} communes)",
+                      f"mqtt://127.0.0.1:{run.mqtt_port} netmgr/v1/node/+/..."))
+    run.try_lines += ["netmgr speaker list --zone binh-phuoc/dong-xoai",
+                      "netmgr speaker ping zone:binh-phuoc/dong-phu",
+                      f"netmgr speaker volume {nodes[0][0]} 40",
+                      f"netmgr speaker show {nodes[0][0]}"]
+
+
 # Parts other features add to the demo: each gets the DemoRun once the daemon is up.
-DEMO_PARTS: list[Callable[[DemoRun], Awaitable[None]]] = [ap_fleet]
+DEMO_PARTS: list[Callable[[DemoRun], Awaitable[None]]] = [ap_fleet, speaker_fleet]
 
 
 def banner(run: DemoRun) -> None:

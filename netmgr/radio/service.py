@@ -225,6 +225,14 @@ class RadioService(Service):
         if self.ctx is not None:
             await self.flush()
 
+    def stats_fields(self) -> dict[str, Any]:
+        """The ``netmgr,component=radio`` fields (docs/telemetry.md): running totals and gauges."""
+        counts = self.registry.counts()
+        return {"nodes_online": counts["online"], "nodes_total": sum(counts.values()),
+                "messages": sum(v for k, v in self.stats.items() if k in ("status", "telemetry", "reply")),
+                "bad_messages": sum(self.bad.counts.values()),
+                "commands_inflight": sum(1 for tc in self.tracker.commands.values() if not tc.complete)}
+
     def health(self) -> dict[str, Any]:
         inflight = sum(1 for tc in self.tracker.commands.values() if not tc.complete)
         return {"connected": self.connected.is_set(), "broker": self.broker.describe(),

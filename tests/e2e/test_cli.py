@@ -141,6 +141,13 @@ def test_demo_runs_and_serves(tmp_path):
 
         aps = wait_for(all_up, 18, "every simulated AP polled and up", interval=0.5)
         assert any(a["clients"] for a in aps)
+
+        def speakers_online():
+            sp = json.loads(netmgr("speaker", "list", "--status", "online", "--json", env=env, check=0).stdout)
+            return len(sp) == 44 and sp
+        wait_for(speakers_online, 15, "the demo's 44 simulated speakers online", interval=0.5)
+        pinged = json.loads(netmgr("speaker", "ping", "zone:binh-phuoc/dong-phu", "--json", env=env, check=0).stdout)
+        assert pinged["summary"] == {"done": 22}
         rest, _ = proc.communicate(timeout=60)
         assert proc.returncode == 0, "".join(lines) + rest
         assert "demo ran for 20s; stopping" in rest
