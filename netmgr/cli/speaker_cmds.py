@@ -172,6 +172,31 @@ def ping(obj: CliContext, target: str, wait: float, as_json: bool) -> None:
         raise SystemExit(1)
 
 
+@speaker.command("play")
+@click.argument("target")
+@click.option("--url", required=True, help="http(s) URL of an audio file or an Icecast stream.")
+@click.option("--duration", type=click.FloatRange(0.1, 86400), help="Seconds to play (default: the file, "
+              "or 30 s for a stream).")
+@click.option("--volume", type=click.IntRange(0, 100),
+              help="Volume for this play (emergency: 100 unless given).")
+@click.option("--priority", type=click.Choice(["normal", "priority", "emergency"]), default="normal",
+              show_default=True,
+              help="A higher priority preempts what plays; emergency needs the permission.")
+@click.option("--wait", type=click.FloatRange(0, 120), default=10.0, show_default=True,
+              help="Seconds to wait for the nodes to accept.")
+@json_option
+@pass_ctx
+def play(obj: CliContext, target: str, url: str, duration: float | None, volume: int | None, priority: str,
+         wait: float, as_json: bool) -> None:
+    """Play a URL now on a node, nodes or a zone (scheduled programs: `netmgr broadcast`)."""
+    params: dict[str, Any] = {"url": url}
+    if duration is not None:
+        params["duration_s"] = duration
+    if volume is not None:
+        params["volume"] = volume
+    _report(_send(obj, target, "play", params, priority=priority, wait=wait, wait_for="accepted"), as_json)
+
+
 @speaker.command("stop")
 @click.argument("target")
 @click.option("--priority", type=click.Choice(["normal", "priority", "emergency"]), default="normal",

@@ -150,14 +150,15 @@ class Registry:
         self._seen(st, ts)
 
     def begin_resync(self) -> None:
-        """After connecting to the broker: nodes not heard live within 1.5 telemetry intervals
-        are marked offline (their will may have been lost with a broker restart)."""
+        """After connecting to the broker: nodes not heard live within one telemetry interval
+        are marked offline (their will may have been lost with a broker restart). A node that is
+        up sends its birth as soon as it reconnects, and telemetry within the interval."""
         self._resync_from = time.monotonic()
 
     def end_resync(self) -> list[str]:
         """Called periodically; once the resync window has passed, mark the unheard nodes offline."""
         started = getattr(self, "_resync_from", None)
-        if started is None or time.monotonic() - started < self.telemetry_interval * 1.5:
+        if started is None or time.monotonic() - started < self.telemetry_interval:
             return []
         self._resync_from = None
         out = []

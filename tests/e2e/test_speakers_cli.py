@@ -119,6 +119,10 @@ async def test_speaker_cli_through_the_daemon(tmp_path: Path, mosquitto_factory)
             assert [c["method"] for c in shown["commands"]][:2] == ["volume", "ping"]
             assert all(c["state"] == "done" for c in shown["commands"])
 
+            r = json.loads((await cli(env, "speaker", "play", f"zone:{A}", "--url", "http://127.0.0.1/x.mp3",
+                                      "--duration", "0.5", "--json")).stdout)
+            assert r["total"] == 4 and set(r["summary"]) <= {"accepted", "playing", "done"}, r["summary"]
+
             # --- refused: an operator outside the zone, a viewer, emergency without the right
             env_b = {**env, "NETMGR_TOKEN": op_b}
             r = await cli(env_b, "speaker", "volume", "tp-0", "90", ok=False)
