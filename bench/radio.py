@@ -156,7 +156,7 @@ async def main() -> None:
     try:
         from netmgr.telemetry.service import TelemetryHub
     except ImportError:  # the telemetry pipeline is optional for this benchmark
-        TelemetryHub = None  # noqa: N806
+        TelemetryHub = None
 
     m = services.Mosquitto()
     sim = None
@@ -195,7 +195,7 @@ async def main() -> None:
         for t in (task, drainer):
             try:
                 await t
-            except BaseException:  # noqa: BLE001, S110 - shutting the benchmark down
+            except BaseException:  # noqa: BLE001 - shutting the benchmark down
                 pass
         ref = mosquitto_sub_reference(m.port, n, args.messages)
     finally:

@@ -129,6 +129,10 @@ class InfluxSettings(Section):
     ring_hours: int = Field(6, ge=1, le=168)
 
 
+class BroadcastSettings(Section):
+    grace: float = Field(120.0, ge=0, le=3600)
+
+
 class GrafanaSettings(Section):
     url: str = ""
     token: Secret = Secret("")
@@ -143,6 +147,7 @@ class Settings(Section):
     snmp: SnmpSettings = SnmpSettings()
     mqtt: MqttSettings = MqttSettings()
     influxdb: InfluxSettings = InfluxSettings()
+    broadcast: BroadcastSettings = BroadcastSettings()
     grafana: GrafanaSettings = GrafanaSettings()
 
     @property

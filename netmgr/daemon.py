@@ -252,6 +252,7 @@ SERVICE_FACTORIES: list[tuple[Callable[[Settings], bool], str]] = [
     (lambda s: s.api.enabled, "netmgr.daemon:ApiService"),
     (lambda s: s.snmp.enabled, "netmgr.snmp.poller:PollerService"),
     (lambda s: s.mqtt.enabled, "netmgr.radio.service:RadioService"),
+    (lambda s: s.mqtt.enabled, "netmgr.broadcast.service:SchedulerService"),
 ]
 
 

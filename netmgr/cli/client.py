@@ -27,7 +27,8 @@ class ApiClient:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._http = httpx.Client(base_url=self.server, headers=headers, timeout=timeout)
 
-    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+    def request(self, method: str, path: str, *, raw: bool = False, **kwargs: Any) -> Any:
+        """JSON of the answer (``raw``: its text); ApiError with the server's message on 4xx/5xx."""
         try:
             r = self._http.request(method, path, **kwargs)
         except httpx.ConnectError:
@@ -54,7 +55,7 @@ class ApiClient:
             raise ApiError(r.status_code, f"{first} (HTTP {r.status_code})" + (f"\n{rest}" if rest else ""))
         if r.status_code == 204 or not r.content:
             return None
-        return r.json()
+        return r.text if raw else r.json()
 
     def get(self, path: str, **params: Any) -> Any:
         return self.request("GET", path, params={k: v for k, v in params.items() if v is not None})

@@ -4,7 +4,8 @@ States of one node's delivery of one command::
 
     queued -> sent -> accepted -> playing -> done
                   \\-> error | expired
-    offline, timeout: not final; a later reply moves the delivery on
+    offline, timeout: not final; a later reply moves the delivery on (``offline`` is final once the
+    command has expired: the node never got it, and reports say so)
 
 ``offline`` marks a node that was offline when the command went out (it gets
 the command when it comes back, if it has not expired); ``timeout`` a node
@@ -97,7 +98,9 @@ class TrackedCommand:
 
     @property
     def complete(self) -> bool:
-        return all(d.state in FINAL for d in self.deliveries.values())
+        """Every target answered for good; after expiry a node that stayed offline is final too."""
+        expired = self.expired
+        return all(d.state in FINAL or (expired and d.state == "offline") for d in self.deliveries.values())
 
     def to_dict(self, *, deliveries: bool = True) -> dict[str, Any]:
         c = self.cmd
@@ -174,7 +177,12 @@ class Tracker:
             moved = False
             if now >= tc.cmd.expires:
                 for d in tc.deliveries.values():
-                    if d.state in ("queued", "sent", "offline", "timeout"):
+                    if d.state == "offline":
+                        # Reported as offline (what happened), not as expired; final from now on.
+                        if d.error is None:
+                            d.error = "offline until the command expired"
+                            d.dirty = moved = True
+                    elif d.state in ("queued", "sent", "timeout"):
                         moved |= d.move("expired", now, error="expired before the node accepted it")
             if tc.published is not None and mono - tc.published > self.ack_timeout:
                 for d in tc.deliveries.values():

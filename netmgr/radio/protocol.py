@@ -410,6 +410,7 @@ class ScheduleItem:
     volume: int | None = None
     priority: str = "normal"
     title: str = ""
+    offset_s: float = 0.0  # where in the content this item starts (a piece resumed after preemption)
 
 
 @dataclass(slots=True)
@@ -424,11 +425,12 @@ class Schedule:
     def to_json(self) -> bytes:
         return encode({"version": self.version, "issued": round(self.issued, 3), "zones": self.zones,
                        "items": [{"id": i.id, "start": i.start, "end": i.end, "url": i.url,
-                                  "volume": i.volume, "priority": i.priority, "title": i.title}
+                                  "volume": i.volume, "priority": i.priority, "title": i.title,
+                                  **({"offset_s": i.offset_s} if i.offset_s else {})}
                                  for i in self.items]})
 
 
-_ITEM_KEYS = frozenset({"id", "start", "end", "url", "volume", "priority", "title"})
+_ITEM_KEYS = frozenset({"id", "start", "end", "url", "volume", "priority", "title", "offset_s"})
 
 
 def parse_schedule(payload: bytes) -> Schedule:
@@ -459,11 +461,12 @@ def parse_schedule(payload: bytes) -> Schedule:
             vol = _int(k, it, "volume", hi=100)
             prio = _str(k, it, "priority", choices=PRIORITIES) or "normal"
             title = _str(k, it, "title", max_len=200) or ""
+            offset = _num(k, it, "offset_s", lo=0, hi=86400) or 0.0
         except BadMessage as e:
             raise BadMessage(k, f"items[{n}].{e}") from None
         assert iid is not None and start is not None and end is not None and url is not None
         if end <= start:
             raise BadMessage(k, f"items[{n}]: end must be after start")
-        items.append(ScheduleItem(iid, start, end, url, vol, prio, title))
+        items.append(ScheduleItem(iid, start, end, url, vol, prio, title, offset))
     assert version is not None and issued is not None
     return Schedule(version, issued, zones, items)

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from netmgr.daemon import Service, every
 from netmgr.errors import Conflict, NetmgrError, NotFound, UsageError
 from netmgr.radio import protocol as p
-from netmgr.radio.commands import Delivery, TrackedCommand, Tracker, new_command_id
+from netmgr.radio.commands import RANK, Delivery, TrackedCommand, Tracker, new_command_id
 from netmgr.radio.mqtt import Broker, from_settings
 from netmgr.radio.registry import Registry
 from netmgr.zones import is_within
@@ -101,6 +101,7 @@ class RadioService(Service):
         self.listeners: list[Any] = []  # callables(node_id, NodeState) on telemetry (tests, bench)
         self._reply_waiters: dict[str, asyncio.Event] = {}
         self.schedules: dict[str, p.Schedule] = {}  # node -> last published schedule
+        self._early: dict[str, dict[str, p.Reply]] = {}  # item id -> node -> latest reply
         # Where telemetry goes (netmgr.telemetry's hub): the daemon's, or one given (benchmarks).
         self.hub = hub if hub is not None else getattr(ctx, "telemetry", None)
 
@@ -375,6 +376,12 @@ class RadioService(Service):
                         self.registry.node(node_id).schedule_version = v
                     return
                 outcome = self.tracker.on_reply(node_id, reply)
+                if outcome == "unknown" and reply.data.get("source") == "schedule":
+                    # A node plays a schedule item (its id is the occurrence's) before the
+                    # scheduler's confirming command exists, or reports one it played offline:
+                    # kept until that command is issued (see issue()).
+                    self._early_reply(node_id, reply)
+                    return
                 if outcome == "unknown":
                     self.bad.report(node_id, "unknown_command",
                                     f"reply to unknown command {reply.id!r} (status {reply.status})")
@@ -393,6 +400,15 @@ class RadioService(Service):
         except Exception:  # a bug must not take the radio down; the message is dropped and logged
             self.stats["handler_errors"] += 1
             log.exception("handling a message failed node=%s topic=%s", node_id, topic)
+
+    def _early_reply(self, node_id: str, reply: p.Reply) -> None:
+        self.stats["early_replies"] += 1
+        if len(self._early) >= 10_000:  # bounded: drop the oldest item
+            self._early.pop(next(iter(self._early)))
+        per = self._early.setdefault(reply.id, {})
+        old = per.get(node_id)
+        if old is None or RANK.get(reply.status, 0) >= RANK.get(old.status, 0):
+            per[node_id] = reply
 
     def _emit(self, node_id: str, node: Any, msg: p.Telemetry | None) -> None:
         hub = self.hub
@@ -455,6 +471,9 @@ class RadioService(Service):
         for n in targets:
             tc.deliveries.setdefault(n, Delivery(n))
         self.tracker.add(tc)
+        for node, reply in self._early.pop(cid, {}).items():
+            if node in tc.deliveries:
+                self.tracker.on_reply(node, reply)
         if self.connected.is_set():
             await self._publish(tc)
         else:

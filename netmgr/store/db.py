@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -77,6 +78,9 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
     A store that cannot be reached raises Retryable naming it (password hidden).
     """
     from alembic import command
+
+    # alembic logs every plugin and context at INFO on each start: noise in the daemon's log.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
     def run(conn: Connection) -> None:
         command.upgrade(_alembic_config(conn), revision)

@@ -212,6 +212,43 @@ class CommandDelivery(Base):
     updated: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class ProgramRow(Base):
+    """A broadcast program (netmgr.broadcast.model.Program as JSON in ``data``)."""
+
+    __tablename__ = "programs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    title: Mapped[str] = mapped_column(String(200))
+    zone: Mapped[str] = mapped_column(String(255), index=True)  # owning zone: reports and scoping
+    priority: Mapped[str] = mapped_column(String(12), default="normal")
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_by: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    cancelled_at: Mapped[datetime | None] = mapped_column()
+    cancelled_by: Mapped[str | None] = mapped_column(String(64))
+
+
+class OccurrenceRow(Base):
+    """One occurrence of a program as the scheduler handled it. Its id is also the id of the
+    confirming command (per-node states in command_deliveries) and of the nodes' schedule item.
+
+    state: ``sending`` (written before the publish: a restart re-sends it, nodes are idempotent),
+    ``sent``, ``late`` (sent after its start, within the grace period), ``missed`` (the daemon
+    was down past the grace period), ``cancelled``."""
+
+    __tablename__ = "occurrences"
+    __table_args__ = (Index("ix_occurrences_start", "start"), Index("ix_occurrences_program", "program_id"))
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id", ondelete="CASCADE"))
+    start: Mapped[datetime] = mapped_column()
+    end: Mapped[datetime] = mapped_column()
+    state: Mapped[str] = mapped_column(String(12))
+    sent_at: Mapped[datetime | None] = mapped_column()
+    targets: Mapped[int] = mapped_column(Integer, default=0)
+    detail: Mapped[str] = mapped_column(Text, default="")
+
+
 class ApState(Base):
     """The latest poll of an AP (one row per AP, overwritten), for `ap list` and `ap show`."""
 

@@ -104,7 +104,9 @@ async def test_200_nodes_zone_play_tracked_to_done(fleet200: Fleet, protocol: st
             # every state reached, in order, with our timestamps; the node said it completed
             t = d.times
             assert t["sent"] <= t["accepted"] <= t["playing"] <= t["done"], d
-            assert t["done"] - t["playing"] >= 0.9, "the play lasted its duration"
+            # the node played for the duration (its own clock: our receive times carry queueing delays)
+            log = {status: ts for ts, cid, status in sim.nodes[d.node_id].log if cid == tc.cmd.id}
+            assert log["done"] - log["playing"] >= 0.99, (d.node_id, log)
             assert d.data["outcome"] == "completed"
         others = [n for n in fleet200.inventory if n not in expected]
         assert all(tc.cmd.id not in {e[1] for e in sim.nodes[n].log} for n in others)
@@ -205,7 +207,13 @@ async def test_expired_command_is_never_played(fleet200: Fleet, protocol: str) -
         await until(lambda: tc.expired, 5, "the command to expire")
         sim.set_online([nid])
         await sim.wait_connected()
-        await until(lambda: tc.deliveries[nid].state == "expired", 10, "the delivery to be expired")
+        # Either the node gets the queued command and refuses it ("expired"), or (MQTT 5 message
+        # expiry) the broker drops it and the delivery ends "offline until the command expired".
+        await until(lambda: tc.complete and "expired" in (tc.deliveries[nid].error or ""), 10,
+                    "the delivery to end as expired")
+        assert tc.deliveries[nid].state in ("expired", "offline")
+        if protocol == "3.1.1":
+            await until(lambda: tc.deliveries[nid].state == "expired", 10, "the node's refusal")
         # Prove the node handled everything sent before: a ping round trip after reconnecting.
         ping = await svc.issue("ping", nodes=[nid])
         await svc.wait(ping.cmd.id, lambda t: t.complete, 10)

@@ -1,0 +1,376 @@
+"""/api/v1/programs, /plan, /broadcast/now, /reports: broadcasts for commune officials.
+
+Officials (operators) create and cancel programs only for targets inside their zones; an
+emergency needs the emergency permission on the user; every change is audited. Times are
+stored in UTC and shown in ``[daemon] timezone``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import PlainTextResponse
+from pydantic import BaseModel, Field
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from netmgr.api.deps import audited_write, page, principal, session
+from netmgr.auth import Principal
+from netmgr.errors import Conflict, Forbidden, NotFound, UsageError
+from netmgr.store.models import CommandDelivery, OccurrenceRow, ProgramRow, Speaker, Zone
+
+router = APIRouter()
+Caller = Annotated[Principal, Depends(principal)]
+Session = Annotated[AsyncSession, Depends(session)]
+
+
+class ProgramIn(BaseModel):
+    """What an official schedules (see netmgr.broadcast.model.Program for every rule)."""
+
+    model_config = {"extra": "forbid"}
+
+    title: str
+    content: dict[str, Any]
+    targets: dict[str, Any]
+    when: dict[str, Any]
+    duration: str | int = Field(description="seconds, or 30m, 1h, 1h30m")
+    volume: int = 80
+    priority: Literal["normal", "priority", "emergency"] = "normal"
+    force: bool = Field(False, description="schedule despite an overlap with an equal-priority program")
+
+
+def tz_of(request: Request) -> str:
+    return request.app.state.settings.daemon.timezone
+
+
+def scheduler_of(request: Request) -> Any:
+    return (getattr(request.app.state, "services", None) or {}).get("scheduler")
+
+
+async def load_programs(s: AsyncSession, *, include_cancelled: bool = False) -> list[Any]:
+    from netmgr.broadcast.model import Program
+
+    q = select(ProgramRow)
+    if not include_cancelled:
+        q = q.where(ProgramRow.cancelled_at.is_(None))
+    out = []
+    for r in await s.scalars(q.order_by(ProgramRow.id)):
+        try:
+            out.append(Program.model_validate({**r.data, "id": r.id}))
+        except ValueError:
+            continue  # the scheduler logs programs that no longer load
+    return out
+
+
+async def zone_index(s: AsyncSession) -> Any:
+    from netmgr.broadcast.planner import ZoneIndex
+
+    zones: dict[str, list[str]] = {z: [] for z in (await s.scalars(select(Zone.path)))}
+    for nid, zone in (await s.execute(select(Speaker.id, Speaker.zone))).all():
+        zones.setdefault(zone, []).append(nid)
+    return ZoneIndex(zones)
+
+
+async def authorize_targets(s: AsyncSession, who: Principal, targets: Any, priority: str, what: str) -> str:
+    """Refuse unless ``who`` may write every target; returns the program's owning zone."""
+    if priority == "emergency":
+        who.require_emergency()
+    known = set(await s.scalars(select(Zone.path).where(Zone.path.in_(list(targets.zones)))))
+    for z in targets.zones:
+        if z not in known:
+            raise UsageError(f"targets.zones: unknown zone {z}; see `netmgr zone list`")
+        who.require_write(z, what)
+    sp_zones = dict((await s.execute(select(Speaker.id, Speaker.zone).where(
+        Speaker.id.in_(list(targets.speakers))))).all())
+    for sp in targets.speakers:
+        if sp not in sp_zones:
+            raise UsageError(f"targets.speakers: unknown speaker {sp}; see `netmgr speaker list`")
+        try:
+            who.require_write(sp_zones[sp], what)
+        except Forbidden as e:
+            e.zone = sp_zones[sp]  # type: ignore[attr-defined]
+            raise
+    zones = list(targets.zones) or [sp_zones[sp] for sp in targets.speakers]
+    common = zones[0]
+    for z in zones[1:]:  # the deepest zone containing every target
+        while not (z == common or z.startswith(common + "/")):
+            if "/" not in common:
+                return common
+            common = common.rsplit("/", 1)[0]
+    return common
+
+
+async def synthesize_if_text(request: Request, data: dict[str, Any], who: Principal) -> None:
+    """Text content is spoken by espeak-ng now, so nodes get a URL of real audio."""
+    content = data.get("content") or {}
+    if content.get("kind") != "text" or content.get("media_id"):
+        return
+    text = content.get("text")
+    if not isinstance(text, str) or not text.strip():
+        return  # the model reports it
+    try:
+        from netmgr.media.tts import synthesize
+    except ImportError:
+        raise UsageError("text-to-speech is not available in this build; upload audio with "
+                         "`netmgr media add` and use --media") from None
+    from netmgr.media.store import store_of
+
+    media = await synthesize(store_of(request.app.state.settings), text, created_by=who.name)
+    content["media_id"] = media.id
+
+
+def program_out(row: ProgramRow, prog: Any, tz: str, *, now: datetime | None = None) -> dict[str, Any]:
+    from netmgr.broadcast import timeparse as tp
+
+    now = now or datetime.now(UTC)
+    nxt = prog.next_occurrences(now, 1) if prog is not None and row.cancelled_at is None else []
+    return {"id": row.id, "title": row.title, "zone": row.zone, "priority": row.priority,
+            "when": prog.describe_when() if prog else None,
+            "duration_s": prog.duration_s if prog else None, "volume": prog.volume if prog else None,
+            "content": row.data.get("content"), "targets": row.data.get("targets"),
+            "created_by": row.created_by, "created_at": row.created_at.isoformat(),
+            "cancelled_at": row.cancelled_at.isoformat() if row.cancelled_at else None,
+            "next": tp.format_local(nxt[0], tz) if nxt else None,
+            "next_utc": nxt[0].isoformat() if nxt else None}
+
+
+@router.post("/programs", tags=["broadcasts"], status_code=201)
+async def create_program(body: ProgramIn, request: Request, who: Caller) -> dict[str, Any]:
+    """Schedule a program. 409 names an overlapping equal-priority program unless ``force``."""
+    from netmgr.broadcast.model import new_program
+    from netmgr.broadcast.planner import check_conflicts
+
+    tz = tz_of(request)
+    data = body.model_dump(exclude={"force", "duration"})
+    data["duration_s"] = body.duration
+    data["created_by"] = who.name
+    data["timezone"] = tz
+    action = "program.add"
+    async with audited_write(request, who, action, body.title[:200], None, check=None,
+                             detail=f"priority={body.priority} force={body.force}") as s:
+        prog = new_program(data, tz=tz)  # validates everything, refuses the past, bad rules, ...
+        zone = await authorize_targets(s, who, prog.targets, prog.priority.value, "schedule broadcasts")
+        if prog.content.kind == "text":
+            await synthesize_if_text(request, data, who)
+            prog = new_program(data, tz=tz)
+        index = await zone_index(s)
+        index.resolve(prog.targets, strict=True)
+        conflicts = check_conflicts(prog, await load_programs(s), index)
+        if conflicts and not body.force:
+            c = conflicts[0]
+            raise Conflict(f"{prog.label()} {c.message(tz)}; choose another time, or --force to let "
+                           "both play (the later-created one waits)")
+        row = ProgramRow(title=prog.title, zone=zone, priority=prog.priority.value,
+                         data=prog.model_dump(mode="json", exclude={"id"}), created_by=who.name)
+        s.add(row)
+        await s.flush()
+        out = program_out(row, prog, tz)
+        out["conflicts_forced"] = [c.to_dict(tz) for c in conflicts]
+    sched = scheduler_of(request)
+    if sched is not None:
+        sched.changed()
+    return out
+
+
+@router.get("/programs", tags=["broadcasts"])
+async def list_programs(request: Request, _: Caller, s: Session, zone: str | None = None,
+                        cancelled: bool = False) -> dict[str, Any]:
+    from netmgr.broadcast.model import Program
+
+    tz = tz_of(request)
+    q = select(ProgramRow).order_by(ProgramRow.id)
+    if not cancelled:
+        q = q.where(ProgramRow.cancelled_at.is_(None))
+    out = []
+    for r in await s.scalars(q):
+        if zone and not (r.zone == zone or r.zone.startswith(zone + "/") or zone.startswith(r.zone + "/")):
+            continue
+        try:
+            prog = Program.model_validate({**r.data, "id": r.id})
+        except ValueError:
+            prog = None
+        out.append(program_out(r, prog, tz))
+    return page(out)
+
+
+async def occurrence_summaries(s: AsyncSession, occ_ids: list[str]) -> dict[str, dict[str, int]]:
+    rows = (await s.execute(select(CommandDelivery.command_id, CommandDelivery.state, func.count())
+                            .where(CommandDelivery.command_id.in_(occ_ids))
+                            .group_by(CommandDelivery.command_id, CommandDelivery.state))).all()
+    out: dict[str, dict[str, int]] = {}
+    for cid, state, n in rows:
+        out.setdefault(cid, {})[state] = n
+    return out
+
+
+@router.get("/programs/{program_id}", tags=["broadcasts"])
+async def get_program(program_id: int, request: Request, _: Caller, s: Session) -> dict[str, Any]:
+    """A program, its next occurrences and the delivery of its recent ones."""
+    from netmgr.broadcast import timeparse as tp
+    from netmgr.broadcast.model import Program
+
+    tz = tz_of(request)
+    row = await s.get(ProgramRow, program_id)
+    if row is None:
+        raise NotFound(f"program {program_id} not found; see `netmgr broadcast list`")
+    prog = Program.model_validate({**row.data, "id": row.id})
+    out = program_out(row, prog, tz)
+    now = datetime.now(UTC)
+    out["next_occurrences"] = ([tp.format_local(x, tz) for x in prog.next_occurrences(now, 5)]
+                               if row.cancelled_at is None else [])
+    occs = list(await s.scalars(select(OccurrenceRow).where(OccurrenceRow.program_id == program_id)
+                                .order_by(OccurrenceRow.start.desc()).limit(20)))
+    sums = await occurrence_summaries(s, [o.id for o in occs])
+    out["occurrences"] = [occurrence_out(o, sums.get(o.id, {}), tz) for o in occs]
+    return out
+
+
+def occurrence_out(o: OccurrenceRow, summary: dict[str, int], tz: str) -> dict[str, Any]:
+    from netmgr.broadcast import timeparse as tp
+
+    return {"id": o.id, "start": o.start.isoformat(), "start_local": tp.format_local(o.start, tz),
+            "state": o.state, "sent_at": o.sent_at.isoformat() if o.sent_at else None, "targets": o.targets,
+            "played": summary.get("done", 0) + summary.get("playing", 0),
+            "accepted": summary.get("accepted", 0), "failed": summary.get("error", 0),
+            "offline": summary.get("offline", 0) + summary.get("timeout", 0),
+            "expired": summary.get("expired", 0), "late": o.state == "late", "missed": o.state == "missed",
+            "deliveries": summary, "detail": o.detail}
+
+
+@router.delete("/programs/{program_id}", tags=["broadcasts"])
+async def cancel_program(program_id: int, request: Request, who: Caller, s: Session) -> dict[str, Any]:
+    """Cancel a program: no further occurrences; nodes get schedules without it."""
+    from netmgr.broadcast.model import Program
+
+    row = await s.get(ProgramRow, program_id)
+    if row is None:
+        raise NotFound(f"program {program_id} not found; see `netmgr broadcast list`")
+    if row.cancelled_at is not None:
+        raise Conflict(f"program {program_id} was cancelled at {row.cancelled_at.isoformat()}")
+    prog = Program.model_validate({**row.data, "id": row.id})
+    async with audited_write(request, who, "program.cancel", f"{program_id} {row.title}"[:200], row.zone,
+                             check=None) as w:
+        await authorize_targets(w, who, prog.targets, "normal", "cancel broadcasts")
+        r = await w.get(ProgramRow, program_id)
+        assert r is not None
+        r.cancelled_at, r.cancelled_by = datetime.now(UTC), who.name
+    sched = scheduler_of(request)
+    if sched is not None:
+        sched.changed()
+    return {"cancelled": program_id}
+
+
+@router.get("/plan", tags=["broadcasts"])
+async def plan(request: Request, _: Caller, s: Session, zone: str, day: str = "today") -> dict[str, Any]:
+    """The resolved timeline of every speaker in a zone for one local day (preemptions applied)."""
+    from netmgr.broadcast.planner import plan_zone
+
+    tz = tz_of(request)
+    index = await zone_index(s)
+    if not index.has_zone(zone):
+        raise UsageError(f"unknown zone {zone}; see `netmgr zone list`")
+    try:
+        p = plan_zone(await load_programs(s), index, zone, day, tz)
+    except ValueError as e:
+        raise UsageError(f"day {day!r}: {e}") from None
+    return {"zone": zone, "day": day, **p.to_dict(tz)}
+
+
+class NowIn(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    zones: list[str] = Field(default_factory=list)
+    speakers: list[str] = Field(default_factory=list)
+    text: str | None = None
+    media_id: str | None = None
+    url: str | None = None
+    title: str = ""
+    emergency: bool = False
+    priority: Literal["normal", "priority", "emergency"] | None = None
+    duration: str | int | None = None
+    volume: int | None = None
+
+
+@router.post("/broadcast/now", tags=["broadcasts"], status_code=201)
+async def broadcast_now(body: NowIn, request: Request, who: Caller) -> dict[str, Any]:
+    """Play at once: a one-off program starting now (so it is planned, delivered and reported like
+    any other); returns its occurrence id for following delivery (GET /commands/{id})."""
+    given = [k for k in ("text", "media_id", "url") if getattr(body, k)]
+    if len(given) != 1:
+        raise UsageError("give exactly one of text, media or url")
+    kind = {"text": "text", "media_id": "media", "url": "url"}[given[0]]
+    content: dict[str, Any] = {"kind": kind, given[0]: getattr(body, given[0])}
+    priority = "emergency" if body.emergency else (body.priority or "normal")
+    duration = body.duration
+    if duration is None:
+        duration = await _content_duration(request, content) or 300
+    now = datetime.now(UTC) + timedelta(seconds=1)
+    prog_in = ProgramIn(
+        title=body.title or (body.text or "")[:60] or "Phát ngay", content=content,
+        targets={"zones": body.zones, "speakers": body.speakers},
+        when={"kind": "once", "start": now.isoformat()}, duration=duration,
+        volume=body.volume if body.volume is not None else (100 if priority == "emergency" else 80),
+        priority=priority, force=True)
+    out = await create_program(prog_in, request, who)
+    out["occurrence"] = f"p{out['id']}-{now.replace(microsecond=0):%Y%m%dT%H%M%SZ}"
+    return out
+
+
+async def _content_duration(request: Request, content: dict[str, Any]) -> float | None:
+    if content["kind"] != "media":
+        return None
+    try:
+        from netmgr.media.store import store_of
+    except ImportError:
+        return None
+    m = store_of(request.app.state.settings).get(content["media_id"])
+    return None if m is None else max(1, int(m.duration_s + 0.999))
+
+
+@router.get("/reports", tags=["broadcasts"])
+async def report(request: Request, _: Caller, s: Session,
+                 from_: Annotated[str, Query(alias="from")], to: str,
+                 zone: str | None = None) -> dict[str, Any]:
+    """Per program and occurrence in ``[from, to]`` (local days): targets, played, failed, offline,
+    late, missed — the record a commune keeps."""
+    from netmgr.broadcast import timeparse as tp
+
+    tz = tz_of(request)
+    try:
+        start = tp.day_bounds(tp.parse_day(from_, tz=tz), tz)[0]
+        end = tp.day_bounds(tp.parse_day(to, tz=tz), tz)[1]
+    except ValueError as e:
+        raise UsageError(f"--from/--to: {e}") from None
+    if end <= start:
+        raise UsageError("--to is before --from")
+    q = (select(OccurrenceRow, ProgramRow).join(ProgramRow, ProgramRow.id == OccurrenceRow.program_id)
+         .where(OccurrenceRow.start >= start, OccurrenceRow.start < end).order_by(OccurrenceRow.start))
+    rows = [(o, p) for o, p in (await s.execute(q)).all()
+            if not zone or p.zone == zone or p.zone.startswith(zone + "/") or zone.startswith(p.zone + "/")]
+    sums = await occurrence_summaries(s, [o.id for o, _ in rows])
+    items = []
+    for o, p in rows:
+        item = occurrence_out(o, sums.get(o.id, {}), tz)
+        item.update(program=p.id, title=p.title, zone=p.zone, priority=p.priority)
+        item.pop("detail", None)
+        items.append(item)
+    totals = {k: sum(i[k] for i in items) for k in ("targets", "played", "failed", "offline", "expired")}
+    totals["late"] = sum(1 for i in items if i["late"])
+    totals["missed"] = sum(1 for i in items if i["missed"])
+    return {"from": start.isoformat(), "to": end.isoformat(), "zone": zone, "items": items,
+            "totals": totals, "count": len(items)}
+
+
+@router.get("/programs.ics", tags=["broadcasts"], response_class=PlainTextResponse)
+async def ics(request: Request, _: Caller, s: Session, zone: str | None = None) -> PlainTextResponse:
+    """iCalendar (RFC 5545) of the programs, recurring ones with their RRULE."""
+    from netmgr.broadcast.ics import to_ics
+
+    progs = await load_programs(s)
+    rows = {r.id: r for r in await s.scalars(select(ProgramRow).where(ProgramRow.cancelled_at.is_(None)))}
+    if zone:
+        progs = [p for p in progs if (z := rows[p.id].zone) == zone or z.startswith(zone + "/")
+                 or zone.startswith(z + "/")]
+    return PlainTextResponse(to_ics(progs, tz_of(request)), media_type="text/calendar; charset=utf-8")

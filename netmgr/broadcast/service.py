@@ -1,0 +1,281 @@
+"""The daemon's ``scheduler`` service: programs to occurrences, schedules to nodes, delivery records.
+
+- Every node holds its next 48 hours (``node/{id}/schedule``, retained, versioned), recomputed
+  when programs or the inventory change and every few minutes as the window slides; the radio
+  service republishes it when a node reconnects without having acked the version.
+- At each occurrence's start the scheduler also confirms by command: a ``play`` whose id is the
+  occurrence id (``p12-20261130T230000Z``) with ``params.item`` the same id, to the program's
+  zones (one publish each) and speakers. Nodes already playing the item from their schedule
+  answer with their state; per-node states are the command's deliveries.
+- Restart safety: an occurrence is written (state ``sending``) and committed *before* it is
+  published, so a daemon killed at any point never sends it twice as a new occurrence; on
+  start, ``sending`` rows are published again (nodes are idempotent by id, so none plays twice),
+  and occurrences that fell into the downtime go out late (``late``) if they started less than
+  ``[broadcast] grace`` ago, else they are recorded ``missed`` and logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from netmgr.daemon import DaemonContext, Service, every
+from netmgr.errors import NetmgrError
+
+log = logging.getLogger("netmgr.scheduler")
+
+TICK = 1.0
+SCHEDULE_EVERY = 300.0   # the 48 h window slides: recompute node schedules this often at least
+LATE_AFTER = 10.0        # an occurrence sent this long after its start is recorded late
+CATCH_UP = timedelta(hours=24)  # how far back a restart looks for occurrences it missed
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class SchedulerService(Service):
+    """See the module docstring."""
+
+    name = "scheduler"
+
+    def __init__(self, ctx: DaemonContext) -> None:
+        super().__init__(ctx)
+        self.programs: dict[int, Any] = {}      # id -> Program (not cancelled)
+        self.index: Any = None                  # ZoneIndex of the inventory
+        self.handled: dict[str, str] = {}       # occurrence id -> state, recent ones
+        self.last_tick: datetime | None = None
+        self.published: dict[str, str] = {}     # node -> hash of the schedule items it was sent
+        self._dirty = True
+        self.stats = {"sent": 0, "late": 0, "missed": 0, "resent": 0, "schedules": 0}
+        self.grace = timedelta(seconds=ctx.settings.broadcast.grace)
+        self._changed = False
+
+    # ------------------------------------------------------------------ loading
+
+    def radio(self) -> Any:
+        return self.ctx.services.get("radio")
+
+    def media_url(self, media_id: str) -> str:
+        api = self.ctx.settings.api
+        base = api.public_url.rstrip("/") or f"http://{api.host}:{api.port}"
+        return f"{base}/media/{media_id}"
+
+    async def load(self) -> None:
+        """Programs (not cancelled) and the zone index from the store."""
+        from sqlalchemy import select
+
+        from netmgr.broadcast.model import Program
+        from netmgr.broadcast.planner import ZoneIndex
+        from netmgr.store.models import ProgramRow, Speaker
+
+        async with self.ctx.sessions() as s:
+            rows = list(await s.scalars(select(ProgramRow).where(ProgramRow.cancelled_at.is_(None))))
+            speakers = (await s.execute(select(Speaker.id, Speaker.zone))).all()
+        programs = {}
+        for r in rows:
+            try:
+                programs[r.id] = Program.model_validate({**r.data, "id": r.id})
+            except ValueError as e:  # a stored program that no longer validates: say so, skip it
+                log.error("program %s cannot be loaded and is skipped: %s", r.id, e)
+        zones: dict[str, list[str]] = {}
+        for nid, zone in speakers:
+            zones.setdefault(zone, []).append(nid)
+        self.programs = programs
+        self.index = ZoneIndex(zones)
+        self._dirty = True
+
+    def changed(self) -> None:
+        """Programs or the inventory changed (the API calls this): reload and resend schedules."""
+        self._changed = True
+
+    async def _load_handled(self, since: datetime) -> None:
+        from sqlalchemy import select
+
+        from netmgr.store.models import OccurrenceRow
+
+        async with self.ctx.sessions() as s:
+            rows = (await s.execute(select(OccurrenceRow.id, OccurrenceRow.state)
+                                    .where(OccurrenceRow.start >= since))).all()
+        self.handled = {r[0]: r[1] for r in rows}
+
+    # ------------------------------------------------------------------ supervision
+
+    async def run(self) -> None:
+        await self.load()
+        now = utcnow()
+        await self._load_handled(now - CATCH_UP - timedelta(hours=1))
+        await self.catch_up(now)
+        self.last_tick = now
+        self.ready.set()
+        log.info("scheduler started programs=%d speakers=%d", len(self.programs), len(self.index.speakers))
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(every(TICK, self.tick, "scheduling occurrences", log), name="scheduler:tick")
+            tg.create_task(every(SCHEDULE_EVERY, self._mark_dirty, "sliding the schedule window", log),
+                           name="scheduler:window")
+
+    async def _mark_dirty(self) -> None:
+        self._dirty = True
+
+    async def reload(self, settings: Any) -> None:
+        self.grace = timedelta(seconds=settings.broadcast.grace)
+        self._changed = True
+
+    def health(self) -> dict[str, Any]:
+        return {"programs": len(self.programs), **self.stats}
+
+    # ------------------------------------------------------------------ occurrences
+
+    def due(self, start: datetime, end: datetime) -> list[tuple[Any, datetime]]:
+        """(program, occurrence start) for every occurrence starting in ``(start, end]``."""
+        out = []
+        for prog in self.programs.values():
+            for occ in prog.occurrences(start, end + timedelta(seconds=1)):
+                if start < occ <= end:
+                    out.append((prog, occ))
+        out.sort(key=lambda x: (x[1], -x[0].rank, x[0].id))
+        return out
+
+    async def catch_up(self, now: datetime) -> None:
+        """After a start: re-send what was being sent, and handle what fell into the downtime."""
+        from sqlalchemy import select
+
+        from netmgr.store.models import OccurrenceRow
+
+        async with self.ctx.sessions() as s:
+            sending = list(await s.scalars(select(OccurrenceRow).where(OccurrenceRow.state == "sending")))
+        for row in sending:
+            prog = self.programs.get(row.program_id)
+            if prog is not None and row.end.replace(tzinfo=UTC) > now:
+                self.stats["resent"] += 1
+                await self._publish(prog, row.start.replace(tzinfo=UTC), row.id, now, resend=True)
+        for prog, start in self.due(now - CATCH_UP, now):
+            oid = occurrence_id(prog, start)
+            if oid in self.handled:
+                continue
+            if now - start <= self.grace:
+                await self.fire(prog, start, now)
+            else:
+                await self._record(prog, start, "missed", None,
+                                   f"the daemon was not running at {start:%Y-%m-%d %H:%M}Z "
+                                   f"(grace {self.grace.total_seconds():.0f} s)")
+                self.stats["missed"] += 1
+                log.warning("occurrence missed program=%s occurrence=%s started=%s: the daemon was down "
+                            "past the grace period", prog.id, oid, start.isoformat())
+
+    async def tick(self) -> None:
+        if self._changed:
+            self._changed = False
+            await self.load()
+        now = utcnow()
+        last = self.last_tick or now
+        for prog, start in self.due(last, now):
+            if occurrence_id(prog, start) not in self.handled:
+                await self.fire(prog, start, now)
+        self.last_tick = now
+        if self._dirty:
+            self._dirty = False
+            await self.publish_schedules(now)
+
+    async def fire(self, prog: Any, start: datetime, now: datetime) -> None:
+        """Record, then publish the confirming command of one occurrence."""
+        oid = occurrence_id(prog, start)
+        late = (now - start).total_seconds() > LATE_AFTER
+        await self._record(prog, start, "sending", now, "late" if late else "")
+        ok = await self._publish(prog, start, oid, now)
+        state = ("late" if late else "sent") if ok else "sending"
+        await self._set_state(oid, state)
+        self.stats["late" if late else "sent"] += 1
+        if late:
+            log.warning("occurrence sent late program=%s occurrence=%s by %.0fs", prog.id, oid,
+                        (now - start).total_seconds())
+
+    async def _publish(self, prog: Any, start: datetime, oid: str, now: datetime, *,
+                       resend: bool = False) -> bool:
+        from netmgr.broadcast.schedule import content_url
+
+        radio = self.radio()
+        url = content_url(prog, self.media_url)
+        end = start + timedelta(seconds=prog.duration_s)
+        if radio is None or url is None:
+            log.error("occurrence %s not confirmed by command: %s", oid,
+                      "the radio service is not running" if radio is None else "its audio is not ready")
+            return False
+        remaining = max(1.0, (end - now).total_seconds())
+        params = {"url": url, "duration_s": round(remaining, 1), "item": oid, "title": prog.title[:200],
+                  "volume": prog.volume}
+        if oid in radio.tracker.commands:
+            return True
+        try:
+            await radio.issue("play", params, nodes=list(prog.targets.speakers),
+                              zones=list(prog.targets.zones), priority=prog.priority.value, ttl=remaining,
+                              issued_by=f"scheduler:{prog.id}", command_id=oid)
+        except NetmgrError as e:
+            log.error("occurrence %s: %s", oid, e)
+            return False
+        return True
+
+    async def _record(self, prog: Any, start: datetime, state: str, sent_at: datetime | None,
+                      detail: str) -> None:
+        from netmgr.store.models import OccurrenceRow
+
+        oid = occurrence_id(prog, start)
+        targets = len(self.index.resolve(prog.targets, strict=False)) if self.index else 0
+        async with self.ctx.sessions() as s:
+            row = await s.get(OccurrenceRow, oid)
+            if row is None:
+                s.add(OccurrenceRow(id=oid, program_id=prog.id, start=start,
+                                    end=start + timedelta(seconds=prog.duration_s), state=state,
+                                    sent_at=sent_at, targets=targets, detail=detail))
+            else:
+                row.state, row.sent_at, row.detail = state, sent_at, detail
+            await s.commit()
+        self.handled[oid] = state
+
+    async def _set_state(self, oid: str, state: str) -> None:
+        from netmgr.store.models import OccurrenceRow
+
+        async with self.ctx.sessions() as s:
+            row = await s.get(OccurrenceRow, oid)
+            if row is not None:
+                row.state = state
+                await s.commit()
+        self.handled[oid] = state
+
+    # ------------------------------------------------------------------ node schedules
+
+    async def publish_schedules(self, now: datetime) -> None:
+        """Send every node whose next 48 h changed its new schedule document."""
+        from netmgr.broadcast.schedule import node_schedules
+        from netmgr.radio import protocol as p
+
+        radio = self.radio()
+        if radio is None or self.index is None:
+            return
+        docs = await asyncio.to_thread(node_schedules, list(self.programs.values()), self.index, now=now,
+                                       media_url=self.media_url)
+        version = int(time.time() * 1000)
+        for node, doc in docs.items():
+            if self.published.get(node) == doc["hash"]:
+                continue
+            items = [p.ScheduleItem(it["id"], _epoch(it["start"]), _epoch(it["end"]), it["url"], it["volume"],
+                                    it["priority"], it["title"][:200], float(it.get("offset_s") or 0))
+                     for it in doc["items"]]
+            zone = self.index.zone_of(node)
+            doc_out = p.Schedule(version, time.time(), [zone] if zone else [], items)
+            await radio.publish_schedule(node, doc_out)
+            self.published[node] = doc["hash"]
+            self.stats["schedules"] += 1
+
+
+def occurrence_id(prog: Any, start: datetime) -> str:
+    from netmgr.broadcast.planner import make_occ
+
+    return make_occ(prog, start).occurrence_id
+
+
+def _epoch(iso: str) -> float:
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()

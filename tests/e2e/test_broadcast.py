@@ -1,0 +1,182 @@
+"""Broadcasts end to end: `netmgr run` (scheduler + radio) on mosquitto, simulated nodes in two
+communes, and commune officials using `netmgr broadcast` — a scheduled program played from the
+nodes' cached schedules and confirmed per node, a refused conflict, a refused cross-commune
+attempt (audited), an emergency `now --wait` with offline nodes, the plan, the report, iCalendar."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from services import free_port, http_get
+
+from netmgr.radio.mqtt import Broker
+from netmgr.sim.speakers import SimConfig, SpeakerSim
+
+A = "binh-phuoc/dong-xoai/tan-phu"
+B = "binh-phuoc/dong-xoai/tien-thanh"
+NODES = {**{f"tp-{i}": A for i in range(6)}, **{f"tt-{i}": B for i in range(4)}}
+
+
+async def cli(env, *args, ok: bool = True) -> subprocess.CompletedProcess:
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "netmgr", *args, env=env,
+                                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), 120)
+    r = subprocess.CompletedProcess(args, proc.returncode, out.decode(), err.decode())
+    if ok:
+        assert r.returncode == 0, f"netmgr {' '.join(args)}: {r.stderr}{r.stdout}"
+    return r
+
+
+async def until(fn, timeout: float, what: str, interval: float = 0.3):
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        v = await fn()
+        if v:
+            return v
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(interval)
+
+
+def start_daemon(tmp_path: Path, m, env) -> subprocess.Popen:
+    log = (tmp_path / "daemon.log").open("a")
+    return subprocess.Popen([sys.executable, "-m", "netmgr", "run"], env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+def setup_env(tmp_path: Path, m, port: int) -> dict[str, str]:
+    cfg = tmp_path / "netmgr.toml"
+    cfg.write_text(f'[daemon]\nstate_dir = "{tmp_path / "state"}"\n[api]\nport = {port}\n[snmp]\nenabled = false\n'
+                   f'[mqtt]\nport = {m.port}\ntelemetry_interval = 2\nack_timeout = 3\n', encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NETMGR_")}
+    env.update(NETMGR_CONFIG=str(cfg), NETMGR_SERVER=f"http://127.0.0.1:{port}", XDG_CONFIG_HOME=str(tmp_path))
+    return env
+
+
+async def api_up(port: int) -> bool:
+    try:
+        return http_get(f"http://127.0.0.1:{port}/healthz")[0] == 200
+    except OSError:
+        return False
+
+
+async def seed(env, tmp_path: Path) -> dict[str, str]:
+    zones = tmp_path / "zones.yaml"
+    zones.write_text("- {path: binh-phuoc, name: Bình Phước}\n- {path: binh-phuoc/dong-xoai, name: Đồng Xoài}\n"
+                     f"- {{path: {A}, name: Tân Phú}}\n- {{path: {B}, name: Tiến Thành}}\n", encoding="utf-8")
+    await cli(env, "zone", "import", str(zones))
+    csv = tmp_path / "speakers.csv"
+    csv.write_text("id,zone\n" + "".join(f"{n},{z}\n" for n, z in NODES.items()), encoding="utf-8")
+    await cli(env, "speaker", "import", str(csv))
+    tokens = {}
+    for name, args in (("op-a", ["--role", "operator", "--zone", A]),
+                       ("op-b", ["--role", "operator", "--zone", B]),
+                       ("chief", ["--role", "operator", "--zone", "binh-phuoc/dong-xoai", "--emergency"])):
+        tokens[name] = json.loads((await cli(env, "user", "add", name, *args, "--json")).stdout)["token"]
+    return tokens
+
+
+async def test_broadcast_day(tmp_path: Path, mosquitto) -> None:
+    port = free_port()
+    env = setup_env(tmp_path, mosquitto, port)
+    env["NETMGR_TOKEN"] = json.loads((await cli(env, "user", "add", "root", "--role", "admin", "--json")).stdout)["token"]
+    proc = start_daemon(tmp_path, mosquitto, env)
+    try:
+        await until(lambda: api_up(port), 30, "the API")
+        tokens = await seed(env, tmp_path)
+        op_a = {**env, "NETMGR_TOKEN": tokens["op-a"]}
+        op_b = {**env, "NETMGR_TOKEN": tokens["op-b"]}
+        chief = {**env, "NETMGR_TOKEN": tokens["chief"]}
+        async with SpeakerSim(Broker(port=mosquitto.port, protocol="3.1.1"), list(NODES.items()),
+                              SimConfig(telemetry_interval=2)) as sim:
+            await sim.wait_connected()
+
+            # A program 15 s ahead for commune A: the nodes get it in their schedule first.
+            at = (datetime.now(UTC) + timedelta(seconds=15)).replace(microsecond=0)
+            r = json.loads((await cli(op_a, "broadcast", "schedule", "Bản tin thử", "--zone", A, "--url",
+                                      "http://127.0.0.1:9/news.mp3", "--at", at.isoformat(), "--duration", "4s",
+                                      "--json")).stdout)
+            pid = r["id"]
+            occ = f"p{pid}-{at:%Y%m%dT%H%M%SZ}"
+            await until(lambda: asyncio.sleep(0, all(sim.nodes[n].schedule and sim.nodes[n].schedule.items
+                                                     for n in NODES if NODES[n] == A)), 15,
+                        "the schedule on every node of commune A")
+            assert all(sim.nodes[n].schedule is None or not sim.nodes[n].schedule.items
+                       for n in NODES if NODES[n] == B)
+
+            # An overlapping program of the same priority is refused, naming the other one.
+            r = await cli(op_a, "broadcast", "schedule", "Trùng giờ", "--zone", A, "--url",
+                          "http://127.0.0.1:9/x.mp3", "--at", (at + timedelta(seconds=2)).isoformat(),
+                          "--duration", "60s", ok=False)
+            assert r.returncode == 1 and "Bản tin thử" in r.stderr and f"id {pid}" in r.stderr, r.stderr
+            # An official of commune B may not schedule for commune A.
+            r = await cli(op_b, "broadcast", "schedule", "Sai xã", "--zone", A, "--url", "http://127.0.0.1:9/x.mp3",
+                          "--daily", "05:00", "--duration", "1h", ok=False)
+            assert r.returncode == 1 and A in r.stderr
+            # Nor send an emergency without the permission.
+            r = await cli(op_b, "broadcast", "now", "--zone", B, "--url", "http://127.0.0.1:9/x.mp3",
+                          "--emergency", ok=False)
+            assert r.returncode == 1 and "emergency" in r.stderr
+
+            async def played_everywhere():
+                c = await cli(env, "speaker", "command", occ, "--json", ok=False)
+                if c.returncode:
+                    return None
+                d = json.loads(c.stdout)
+                return d if d["summary"] == {"done": 6} else None
+            cmd = await until(played_everywhere, 40, "the scheduled occurrence done on commune A's 6 nodes")
+            assert all(e["data"].get("outcome") == "completed" for e in cmd["deliveries"])
+            for n in NODES:
+                plays = [e for e in sim.nodes[n].log if e[1] == occ and e[2] == "playing"]
+                assert len(plays) == (1 if NODES[n] == A else 0), (n, sim.nodes[n].log)
+
+            # Emergency for the district with two nodes cut off: delivered to the rest, offline reported.
+            await sim.set_offline(["tp-5", "tt-3"])
+
+            async def two_offline():
+                r = await cli(env, "speaker", "list", "--status", "offline", "--json")
+                return len(json.loads(r.stdout)) == 2
+            await until(two_offline, 20, "two nodes offline")
+            r = await cli(chief, "broadcast", "now", "--zone", "binh-phuoc/dong-xoai", "--url",
+                          "http://127.0.0.1:9/storm.mp3", "--emergency", "--duration", "3s", "--wait", "--json",
+                          "--timeout", "40")
+            state = json.loads(r.stdout)
+            by = {d["node"]: d["state"] for d in state["deliveries"]}
+            assert by.pop("tp-5") == "offline" and by.pop("tt-3") == "offline"
+            assert set(by.values()) == {"done"}, by
+            assert all(sim.nodes[n].volume == 60 for n in NODES)  # the emergency forced 100 for its play only
+
+            plan = json.loads((await cli(op_a, "broadcast", "plan", "--zone", A, "--json")).stdout)
+            titles = {it["title"] for g in plan["groups"] for it in g["items"]}
+            assert "Bản tin thử" in titles
+
+            today = datetime.now(UTC).astimezone().date().isoformat()
+            rep = json.loads((await cli(env, "broadcast", "report", "--from", "yesterday", "--to", "tomorrow",
+                                        "--json")).stdout)
+            rows = {i["id"]: i for i in rep["items"]}
+            assert rows[occ]["played"] == 6 and rows[occ]["targets"] == 6 and rows[occ]["state"] == "sent"
+            emerg = [i for i in rep["items"] if i["priority"] == "emergency"]
+            assert len(emerg) == 1 and emerg[0]["played"] == 8 and emerg[0]["offline"] == 2
+            csv_out = (await cli(env, "broadcast", "report", "--from", "yesterday", "--to", "tomorrow", "--csv")).stdout
+            assert csv_out.splitlines()[0].startswith("start_local,program,title")
+            assert len(csv_out.splitlines()) == 1 + rep["count"]
+            cal = (await cli(env, "broadcast", "ics", "--zone", A)).stdout
+            assert cal.startswith("BEGIN:VCALENDAR\r\n") and "SUMMARY:Bản tin thử" in cal
+            assert today  # (local day used above)
+
+            audit = json.loads((await cli(env, "audit", "list", "--outcome", "denied", "--json")).stdout)
+            assert {e["actor"] for e in audit} == {"op-b"}  # op-a's conflict is an error, not a refusal
+            assert sum(1 for e in audit if e["action"] == "program.add") == 2
+        health = json.loads(http_get(f"http://127.0.0.1:{port}/healthz")[1])
+        assert health["services"]["scheduler"]["missed"] == 0
+        assert health["services"]["radio"]["bad_messages"] == {}, health["services"]["radio"]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+    assert "Traceback" not in (tmp_path / "daemon.log").read_text()
