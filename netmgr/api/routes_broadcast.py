@@ -7,7 +7,7 @@ stored in UTC and shown in ``[daemon] timezone``.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -306,7 +306,7 @@ async def broadcast_now(body: NowIn, request: Request, who: Caller) -> dict[str,
     duration = body.duration
     if duration is None:
         duration = await _content_duration(request, content) or 300
-    now = datetime.now(UTC) + timedelta(seconds=1)
+    now = datetime.now(UTC).replace(microsecond=0)  # the scheduler is woken and sends it at once
     prog_in = ProgramIn(
         title=body.title or (body.text or "")[:60] or "Phát ngay", content=content,
         targets={"zones": body.zones, "speakers": body.speakers},

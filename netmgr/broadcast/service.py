@@ -53,6 +53,8 @@ class SchedulerService(Service):
         self.stats = {"sent": 0, "late": 0, "missed": 0, "resent": 0, "schedules": 0}
         self.grace = timedelta(seconds=ctx.settings.broadcast.grace)
         self._changed = False
+        self._wake = asyncio.Event()
+        self._schedules_due = asyncio.Event()
 
     # ------------------------------------------------------------------ loading
 
@@ -89,8 +91,10 @@ class SchedulerService(Service):
         self._dirty = True
 
     def changed(self) -> None:
-        """Programs or the inventory changed (the API calls this): reload and resend schedules."""
+        """Programs or the inventory changed (the API calls this): reload, resend schedules, and
+        handle what is due now at once."""
         self._changed = True
+        self._wake.set()
 
     async def _load_handled(self, since: datetime) -> None:
         from sqlalchemy import select
@@ -113,9 +117,40 @@ class SchedulerService(Service):
         self.ready.set()
         log.info("scheduler started programs=%d speakers=%d", len(self.programs), len(self.index.speakers))
         async with asyncio.TaskGroup() as tg:
-            tg.create_task(every(TICK, self.tick, "scheduling occurrences", log), name="scheduler:tick")
+            tg.create_task(self._tick_loop(), name="scheduler:tick")
+            tg.create_task(self._schedules_loop(), name="scheduler:schedules")
             tg.create_task(every(SCHEDULE_EVERY, self._mark_dirty, "sliding the schedule window", log),
                            name="scheduler:window")
+
+    async def _tick_loop(self) -> None:
+        """A tick every second, or at once when woken (a `broadcast now` must not wait for it)."""
+        while True:
+            try:
+                async with asyncio.timeout(TICK):
+                    await self._wake.wait()
+            except TimeoutError:
+                pass
+            self._wake.clear()
+            try:
+                await self.tick()
+            except Exception as e:
+                if isinstance(e, NetmgrError):
+                    log.error("scheduling occurrences failed: %s", e)
+                else:
+                    log.exception("scheduling occurrences failed")
+
+    async def _schedules_loop(self) -> None:
+        while True:
+            await self._schedules_due.wait()
+            self._schedules_due.clear()
+            self._dirty = False
+            try:
+                await self.publish_schedules(utcnow())
+            except Exception as e:
+                if isinstance(e, NetmgrError):
+                    log.error("publishing node schedules failed: %s", e)
+                else:
+                    log.exception("publishing node schedules failed")
 
     async def _mark_dirty(self) -> None:
         self._dirty = True
@@ -167,18 +202,20 @@ class SchedulerService(Service):
                             "past the grace period", prog.id, oid, start.isoformat())
 
     async def tick(self) -> None:
+        now = utcnow()
+        last = self.last_tick or now
         if self._changed:
             self._changed = False
             await self.load()
-        now = utcnow()
-        last = self.last_tick or now
+            # A program just created may start "now", i.e. a moment before this tick's window:
+            # look back over the grace period (occurrences already handled are skipped).
+            last = min(last, now - self.grace)
         for prog, start in self.due(last, now):
             if occurrence_id(prog, start) not in self.handled:
                 await self.fire(prog, start, now)
         self.last_tick = now
         if self._dirty:
-            self._dirty = False
-            await self.publish_schedules(now)
+            self._schedules_due.set()  # published by their own loop: a tick never waits for them
 
     async def fire(self, prog: Any, start: datetime, now: datetime) -> None:
         """Record, then publish the confirming command of one occurrence."""
@@ -258,6 +295,7 @@ class SchedulerService(Service):
         docs = await asyncio.to_thread(node_schedules, list(self.programs.values()), self.index, now=now,
                                        media_url=self.media_url)
         version = int(time.time() * 1000)
+        sends = []
         for node, doc in docs.items():
             if self.published.get(node) == doc["hash"]:
                 continue
@@ -266,9 +304,13 @@ class SchedulerService(Service):
                      for it in doc["items"]]
             zone = self.index.zone_of(node)
             doc_out = p.Schedule(version, time.time(), [zone] if zone else [], items)
-            await radio.publish_schedule(node, doc_out)
-            self.published[node] = doc["hash"]
-            self.stats["schedules"] += 1
+            sends.append((node, doc["hash"], radio.publish_schedule(node, doc_out)))
+        for k in range(0, len(sends), 500):  # QoS 1 publishes in flight together, not one by one
+            chunk = sends[k:k + 500]
+            await asyncio.gather(*(c for _, _, c in chunk))
+            for node, h, _ in chunk:
+                self.published[node] = h
+                self.stats["schedules"] += 1
 
 
 def occurrence_id(prog: Any, start: datetime) -> str:

@@ -276,6 +276,8 @@ class RadioService(Service):
 
     async def flush(self) -> None:
         """Write changed node states and command deliveries, in one transaction."""
+        from sqlalchemy import select
+
         from netmgr.store.models import Command, CommandDelivery, SpeakerState
 
         if self.ctx is None:
@@ -291,8 +293,12 @@ class RadioService(Service):
             return
         try:
             async with self.ctx.sessions() as s:
+                # One query per table for the rows that exist (not one per node: 2,000 replies to a
+                # zone command are flushed at once, and the store's writer lock is held meanwhile).
+                have = {r.node_id: r for r in await s.scalars(select(SpeakerState).where(
+                    SpeakerState.node_id.in_([st.id for st in nodes])))} if nodes else {}
                 for st in nodes:
-                    row = await s.get(SpeakerState, st.id) or SpeakerState(node_id=st.id)
+                    row = have.get(st.id) or SpeakerState(node_id=st.id)
                     row.online, row.session = st.online, max(st.session, -1)
                     row.since, row.last_seen = _dt(st.since), _dt(st.last_seen_wall)
                     row.fw, row.schedule_version = st.fw, st.schedule_version
@@ -310,12 +316,13 @@ class RadioService(Service):
                                                "zones": tc.zones},
                                       issued_by=tc.issued_by))
                         await s.flush()
-                    for d in tc.deliveries.values():
-                        if not d.dirty:
-                            continue
+                    dirty = [d for d in tc.deliveries.values() if d.dirty]
+                    have_d = {r.node_id: r for r in await s.scalars(select(CommandDelivery).where(
+                        CommandDelivery.command_id == c.id,
+                        CommandDelivery.node_id.in_([d.node_id for d in dirty])))} if dirty else {}
+                    for d in dirty:
                         d.dirty = False
-                        drow = await s.get(CommandDelivery, (c.id, d.node_id)) or CommandDelivery(
-                            command_id=c.id, node_id=d.node_id)
+                        drow = have_d.get(d.node_id) or CommandDelivery(command_id=c.id, node_id=d.node_id)
                         drow.state, drow.error, drow.data = d.state, d.error, dict(d.data)
                         drow.times = {k: _dt(v).isoformat() for k, v in d.times.items()}  # type: ignore[union-attr]
                         drow.updated = datetime.now(UTC)
@@ -326,6 +333,8 @@ class RadioService(Service):
                 self.registry.changes.add(nid)
             for tc in cmds:
                 tc.dirty = True
+                for d in tc.deliveries.values():
+                    d.dirty = True
             raise
 
     # ------------------------------------------------------------------ inbound
