@@ -24,12 +24,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from netmgr import __version__
 from netmgr.config import Settings, load_settings
 from netmgr.errors import ConfigError, NetmgrError
 from netmgr.sdnotify import Notifier
+
+if TYPE_CHECKING:
+    from netmgr.telemetry.service import TelemetryHub
 
 log = logging.getLogger("netmgr.daemon")
 
@@ -49,6 +52,7 @@ class DaemonContext:
     notifier: Notifier
     health: Callable[[], dict[str, Any]] = field(default=lambda: {})
     services: dict[str, Service] = field(default_factory=dict)
+    telemetry: TelemetryHub | None = None  # where services submit points (netmgr.telemetry)
 
 
 async def every(interval: float, fn: Callable[[], Any], what: str, logger: logging.Logger) -> None:
@@ -251,6 +255,7 @@ class ApiService(Service):
 SERVICE_FACTORIES: list[tuple[Callable[[Settings], bool], str]] = [
     (lambda s: s.api.enabled, "netmgr.daemon:ApiService"),
     (lambda s: s.snmp.enabled, "netmgr.snmp.poller:PollerService"),
+    (lambda s: True, "netmgr.telemetry.service:TelemetryService"),
     (lambda s: s.mqtt.enabled, "netmgr.radio.service:RadioService"),
     (lambda s: s.mqtt.enabled, "netmgr.broadcast.service:SchedulerService"),
 ]
@@ -366,8 +371,11 @@ class Daemon:
         loop.add_signal_handler(signal.SIGHUP, self._reload_requested.set)
         self.notifier.status("starting: opening the state store")
         engine, sessions = await self._open_store()
+        from netmgr.telemetry.service import TelemetryHub
+
         self.ctx = DaemonContext(self.settings, self.config_path, engine, sessions,
-                                 self.notifier, health=self.health)
+                                 self.notifier, health=self.health,
+                                 telemetry=TelemetryHub(self.settings.influxdb.batch_size))
         services = build_services(self.ctx) + [f(self.ctx) for f in self.extra_services]
         self.ctx.services = {s.name: s for s in services}
         self.supervisor = Supervisor(services, self.settings.daemon.restart_backoff_max)

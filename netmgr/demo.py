@@ -205,7 +205,7 @@ async def health_table(run: DemoRun) -> Table:
 
 
 async def run_demo(duration: float | None, state_dir: Path | None, api_port: int = 8470,
-                   console: Console | None = None) -> int:
+                   console: Console | None = None, *, influxdb_url: str | None = None) -> int:
     from netmgr.daemon import Daemon
 
     console = console or Console()
@@ -219,6 +219,7 @@ async def run_demo(duration: float | None, state_dir: Path | None, api_port: int
         "api": {"host": "127.0.0.1", "port": port, "public_url": f"http://127.0.0.1:{port}"},
         "mqtt": {"host": "127.0.0.1", "port": mqtt_port, "protocol": "3.1.1", "client_id": "netmgr-demo"},
         "snmp": {"interval": 10, "timeout": 1, "retries": 1},
+        "influxdb": {"url": influxdb_url or "", "flush_interval": 1.0},
     })
     run = DemoRun(settings, state, console, api_url=f"http://127.0.0.1:{port}", mqtt_port=mqtt_port)
     run.lines.append(("state store (SQLite, WAL)", str(state / "netmgr.db")))

@@ -38,7 +38,14 @@ def _loc(loc: tuple[Any, ...]) -> str:
 
 def create_app(settings: Any, sessions: Any, health: Callable[[], dict[str, Any]]) -> FastAPI:
     """The API app over ``sessions`` (an async_sessionmaker); ``health()`` feeds /healthz."""
-    from netmgr.api import routes_admin, routes_broadcast, routes_inventory, routes_radio, routes_zones
+    from netmgr.api import (
+        routes_admin,
+        routes_broadcast,
+        routes_inventory,
+        routes_radio,
+        routes_telemetry,
+        routes_zones,
+    )
 
     app = FastAPI(title="netmgr", version=__version__, docs_url="/docs", redoc_url=None)
     app.state.settings = settings
@@ -89,4 +96,5 @@ def create_app(settings: Any, sessions: Any, health: Callable[[], dict[str, Any]
     app.include_router(routes_inventory.router, prefix="/api/v1")
     app.include_router(routes_radio.router, prefix="/api/v1")
     app.include_router(routes_broadcast.router, prefix="/api/v1")
+    app.include_router(routes_telemetry.router, prefix="/api/v1")
     return app

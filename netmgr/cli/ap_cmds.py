@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -97,11 +98,17 @@ def _bps(v: float | None) -> str:
 
 @ap.command("show")
 @click.argument("name")
+@click.option("--history", "history_rows", type=click.IntRange(0, 10_000), default=5, show_default=True,
+              help="Recent polls to show, from the telemetry ring (0: none).")
+@click.option("--history-minutes", type=click.IntRange(1, 10_080), default=60, show_default=True)
 @json_option
 @pass_ctx
-def show(obj: CliContext, name: str, as_json: bool) -> None:
-    """One AP: profile, interfaces with rates, radios, clients, recent status changes."""
-    r = obj.client().get(f"/api/v1/aps/{name}")
+def show(obj: CliContext, name: str, history_rows: int, history_minutes: int, as_json: bool) -> None:
+    """One AP: profile, interfaces with rates, radios, clients, recent status changes and polls."""
+    client = obj.client()
+    r = client.get(f"/api/v1/aps/{name}")
+    r["history"] = client.get(f"/api/v1/aps/{name}/history", minutes=history_minutes,
+                              limit=history_rows)["items"] if history_rows else []
     if as_json:
         echo_json(r)
         return
@@ -130,6 +137,21 @@ def show(obj: CliContext, name: str, as_json: bool) -> None:
                                   ("clients", "clients")])
     for e in r.get("events", [])[:10]:
         click.echo(f"{_local(e['ts'], tz)}  {e['status']:5} {e['detail']}")
+    if r["history"]:
+        print_table([_history_row(h, tz) for h in r["history"]],
+                    [("time", "time"), ("up", "up"), ("ms", "resp ms"), ("clients", "clients"),
+                     ("rx", "rx Mbit/s"), ("tx", "tx Mbit/s"), ("ifname", "busiest if")],
+                    title=f"last {len(r['history'])} polls since {_local(r['history'][0]['ts'], tz)}")
+
+
+def _history_row(h: dict[str, Any], tz: object) -> dict[str, Any]:
+    def mbit(v: float | None) -> str:
+        return "-" if v is None else f"{v / 1e6:.2f}"
+
+    ms, clients = h.get("response_ms"), h.get("clients")
+    return {"time": _local(h["ts"], tz)[11:], "up": {1: "up", 0: "down"}.get(h.get("up"), "?"),  # type: ignore[arg-type]
+            "ms": "-" if ms is None else f"{ms:.1f}", "clients": "-" if clients is None else clients,
+            "rx": mbit(h.get("rx_bps")), "tx": mbit(h.get("tx_bps")), "ifname": h.get("ifname") or "-"}
 
 
 @ap.command("remove")

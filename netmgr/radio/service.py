@@ -38,7 +38,7 @@ log = logging.getLogger("netmgr.radio")
 FLUSH_EVERY = 1.0
 INVENTORY_EVERY = 15.0
 SWEEP_EVERY = 0.5
-BACKOFF_BASE, BACKOFF_MAX = 0.5, 30.0
+BACKOFF_BASE, BACKOFF_MAX = 0.5, 10.0  # a broker back after an outage is found within ~10 s
 LOG_EVERY = 60.0  # at most one log line per node and kind of bad message per minute
 STATE_WRITE_EVERY = 30.0  # a node's registry row is rewritten at most this often unless it changes state
 

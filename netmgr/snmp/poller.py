@@ -18,6 +18,7 @@ import logging
 import random
 import time
 import zlib
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -120,6 +121,8 @@ class ApRuntime:
     dirty: bool = False
     due: float = 0.0
     generation: int = 0
+    lat: float | None = None
+    lon: float | None = None
 
 
 def phase(name: str, interval: float) -> float:
@@ -205,7 +208,7 @@ class Poller:
         for ap in aps:
             old = self.aps.get(ap.id)
             if old is not None and old.target == ap.target and old.forced_profile == ap.forced_profile:
-                old.name, old.zone = ap.name, ap.zone
+                old.name, old.zone, old.lat, old.lon = ap.name, ap.zone, ap.lat, ap.lon
                 new[ap.id] = old
                 continue
             if old is not None:
@@ -309,6 +312,23 @@ class PollerService(Service):
     def __init__(self, ctx: DaemonContext) -> None:
         super().__init__(ctx)
         self.poller: Poller | None = None
+        self.poll_ms: deque[float] = deque(maxlen=4096)  # recent poll times, for p50/p99
+
+    def _telemetry_listener(self) -> Listener:
+        """Each poll's points to the telemetry hub (a few µs per poll: see docs/telemetry.md)."""
+        from netmgr.telemetry.points import ap_points
+
+        hub = getattr(self.ctx, "telemetry", None)
+        record = self.poll_ms.append
+        now_ns = time.time_ns
+
+        def listener(ap: ApRuntime, ok: bool) -> None:
+            if ok and ap.response_ms is not None:
+                record(ap.response_ms)
+            if hub is not None:
+                hub.submit(ap_points(ap, now_ns()))
+
+        return listener
 
     async def _load_inventory(self) -> list[ApRuntime]:
         from sqlalchemy import select
@@ -321,7 +341,8 @@ class PollerService(Service):
             states = {st.ap_id: st for st in await s.scalars(select(ApState))}
         out = []
         for row in rows:
-            ap = ApRuntime(row.id, row.name, row.zone, target_of(row, snmp), row.profile)
+            ap = ApRuntime(row.id, row.name, row.zone, target_of(row, snmp), row.profile,
+                           lat=row.lat, lon=row.lon)
             st = states.get(row.id)
             if st is not None:  # keep status and flaps across restarts
                 ap.reach = Reach(st.status, 0, 0, st.flaps, st.status_since)
@@ -365,6 +386,7 @@ class PollerService(Service):
             self.poller = Poller(client, profiles, interval=settings.interval,
                                  concurrency=settings.concurrency, down_after=settings.down_after,
                                  up_after=settings.up_after)
+            self.poller.listeners.append(self._telemetry_listener())
             self.poller.set_aps(await self._load_inventory())
             log.info("poller started aps=%d interval=%.0fs profiles=%d", len(self.poller.aps),
                      settings.interval, len(profiles))
@@ -387,5 +409,8 @@ class PollerService(Service):
             return {}
         up = sum(1 for a in p.aps.values() if a.reach.status == "up")
         down = sum(1 for a in p.aps.values() if a.reach.status == "down")
+        ms = sorted(self.poll_ms)
         return {"aps": len(p.aps), "up": up, "down": down, "polls": p.polls, "failures": p.failures,
-                "late_polls": p.late, "in_flight": p.in_flight}
+                "late_polls": p.late, "in_flight": p.in_flight,
+                "poll_ms_p50": round(ms[len(ms) // 2], 3) if ms else None,
+                "poll_ms_p99": round(ms[min(len(ms) - 1, int(len(ms) * 0.99))], 3) if ms else None}

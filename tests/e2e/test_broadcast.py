@@ -82,7 +82,8 @@ async def seed(env, tmp_path: Path) -> dict[str, str]:
     return tokens
 
 
-async def test_broadcast_day(tmp_path: Path, mosquitto) -> None:
+async def test_broadcast_day(tmp_path: Path, mosquitto_factory) -> None:
+    mosquitto = mosquitto_factory()  # its own broker: no retained messages of other tests' nodes
     port = free_port()
     env = setup_env(tmp_path, mosquitto, port)
     env["NETMGR_TOKEN"] = json.loads((await cli(env, "user", "add", "root", "--role", "admin", "--json")).stdout)["token"]

@@ -32,8 +32,10 @@ async def sleep_until(t: datetime) -> None:
         await asyncio.sleep(min(left, 0.5))
 
 
-async def test_sigkill_and_restart_never_repeat_nor_drop(tmp_path: Path, mosquitto) -> None:
+async def test_sigkill_and_restart_never_repeat_nor_drop(tmp_path: Path, mosquitto_factory) -> None:
     from test_broadcast import setup_env
+
+    mosquitto = mosquitto_factory()
 
     port = free_port()
     env = setup_env(tmp_path, mosquitto, port)

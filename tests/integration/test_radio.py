@@ -272,7 +272,8 @@ async def test_broker_outage_30s(tmp_path: Path, mosquitto_factory) -> None:
             assert states.count("playing") == 1, (n, states)
 
 
-async def test_bad_messages_are_counted_not_fatal(mosquitto) -> None:
+async def test_bad_messages_are_counted_not_fatal(mosquitto_factory) -> None:
+    mosquitto = mosquitto_factory()  # its own broker: no retained messages of other tests' nodes
     inv = {"n-1": "p/d/c", "n-2": "p/d/c"}
     svc = RadioService(None, broker=Broker(port=mosquitto.port), inventory=inv, client_id="netmgr-bad")
     async with running(svc):

@@ -1,0 +1,270 @@
+"""Telemetry points and the builders that turn netmgr's state into them.
+
+The schema is docs/telemetry.md (measurements ``ap``, ``ap_if``, ``ap_radio``,
+``speaker``, ``broadcast``, ``netmgr``). Builders give every field the schema's
+type (ints as ``int``, floats as ``float``, 0/1 flags as ``int``) and leave out
+what is unknown (None), so a point never carries a field the source did not
+measure. Tags are bounded by construction: names, zone paths, and small enums;
+never per-client, never free text.
+"""
+
+from __future__ import annotations
+
+import socket
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from netmgr.snmp.poller import ApRuntime
+
+# measurement -> field -> kind ("i" integer, "f" float, "s" string): the encoder starts
+# from these, so a value of the wrong type is dropped even in a fresh process.
+SCHEMA: dict[str, dict[str, str]] = {
+    "ap": {"up": "i", "response_ms": "f", "uptime_s": "f", "clients": "i", "cpu_pct": "f",
+           "mem_used_pct": "f", "lat": "f", "lon": "f"},
+    "ap_if": {"rx_bps": "f", "tx_bps": "f", "in_errors": "i", "out_errors": "i", "oper_up": "i"},
+    "ap_radio": {"clients": "i", "channel": "i", "noise_dbm": "f", "tx_power_dbm": "f"},
+    "speaker": {"online": "i", "rssi_dbm": "f", "volume": "i", "playing": "i", "priority": "i",
+                "temperature_c": "f", "voltage_v": "f", "uptime_s": "f", "firmware": "s",
+                "lat": "f", "lon": "f"},
+    "broadcast": {"program_id": "i", "occurrence": "s", "title": "s", "targets": "i", "accepted": "i",
+                  "played": "i", "failed": "i", "offline": "i", "late": "i", "latency_ms": "f"},
+    "netmgr": {"polls": "i", "polls_failed": "i", "late_polls": "i", "poll_ms_p50": "f",
+               "poll_ms_p99": "f", "aps": "i", "nodes_online": "i", "nodes_total": "i", "messages": "i",
+               "bad_messages": "i", "commands_inflight": "i", "queue_depth": "i", "points_written": "i",
+               "points_dropped": "i", "write_errors": "i", "spool_bytes": "i", "spool_points": "i"},
+}
+
+PRIORITY_CODE = {"normal": 1, "priority": 2, "emergency": 3}
+NETS = frozenset({"4g", "wifi", "eth", "other"})
+COMPONENTS = frozenset({"poller", "radio", "telemetry", "scheduler", "api"})
+TITLE_MAX = 200
+IF_SOFTWARE_LOOPBACK = 24  # IANAifType softwareLoopback: no traffic worth a series
+
+
+class Point:
+    """One line-protocol point: measurement, tags, fields, timestamp in ns (UTC)."""
+
+    __slots__ = ("fields", "measurement", "tags", "ts_ns")
+
+    def __init__(self, measurement: str, tags: dict[str, str], fields: dict[str, Any], ts_ns: int) -> None:
+        self.measurement = measurement
+        self.tags = tags
+        self.fields = fields
+        self.ts_ns = ts_ns
+
+    def __repr__(self) -> str:
+        return f"Point({self.measurement!r}, {self.tags!r}, {self.fields!r}, {self.ts_ns})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Point):
+            return NotImplemented
+        return (self.measurement, self.tags, self.fields, self.ts_ns) == (
+            other.measurement, other.tags, other.fields, other.ts_ns)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable
+
+
+def district_of(zone: str) -> str:
+    """The first two levels of a zone path (``province/district``); the path itself if shorter."""
+    first = zone.find("/")
+    if first < 0:
+        return zone
+    second = zone.find("/", first + 1)
+    return zone if second < 0 else zone[:second]
+
+
+def _f(v: Any) -> float | None:
+    return None if v is None else float(v)
+
+
+def _i(v: Any) -> int | None:
+    return None if v is None else int(v)
+
+
+def channel_band(value: int | None) -> tuple[int | None, str]:
+    """(channel number, band) from what a profile reports as the channel.
+
+    Several agents (airMAX, OpenWrt, RouterOS) report the frequency in MHz
+    instead: 2412-2484 is 2.4 GHz, 5150-5895 is 5 GHz, 5955-7115 is 6 GHz, and
+    the channel number follows from it. A plain channel 1-14 is 2.4 GHz and
+    32-177 is 5 GHz (6 GHz channel numbers overlap both and are only told apart
+    by frequency); anything else has no band ("").
+    """
+    if value is None:
+        return None, ""
+    if 2400 <= value <= 2500:
+        return (14 if value == 2484 else (value - 2407) // 5), "2.4"
+    if 4900 <= value <= 5925:
+        return (value - 5000) // 5, "5"
+    if 5925 < value <= 7125:
+        return (value - 5950) // 5, "6"
+    if 1 <= value <= 14:
+        return value, "2.4"
+    if 32 <= value <= 177:
+        return value, "5"
+    return value, ""
+
+
+def band_of(channel: int | None) -> str:
+    """The band of a channel number or frequency (see :func:`channel_band`)."""
+    return channel_band(channel)[1]
+
+
+def ap_up(ap: ApRuntime) -> int:
+    """1 when the AP is up, as ``netmgr ap list`` says (the poller's hysteresis), else 0.
+
+    Before the hysteresis has decided (status "unknown"), the poll's own outcome.
+    """
+    status = ap.reach.status
+    if status == "up":
+        return 1
+    if status == "down":
+        return 0
+    return 1 if ap.last_error is None and ap.last_ok is not None else 0
+
+
+def ap_points(ap: ApRuntime, now_ns: int) -> list[Point]:
+    """The points of one poll of ``ap``: one ``ap``, and when the poll succeeded one ``ap_if``
+    per interface (software loopbacks left out) and one ``ap_radio`` per radio."""
+    zone = ap.zone
+    prof = ap.profile
+    res = ap.result
+    ok = ap.last_error is None and res is not None
+    tags = {"ap": ap.name, "zone": zone, "district": district_of(zone),
+            "vendor": prof.vendor if prof is not None else (res.vendor if res is not None else ""),
+            "profile": prof.name if prof is not None else (res.profile if res is not None else "")}
+    fields: dict[str, Any] = {"up": ap_up(ap)}
+    lat, lon = getattr(ap, "lat", None), getattr(ap, "lon", None)
+    if lat is not None and lon is not None:
+        fields["lat"], fields["lon"] = float(lat), float(lon)
+    out = [Point("ap", tags, fields, now_ns)]
+    if not ok:
+        return out  # a failed poll measured nothing: no stale values from the last good one
+    assert res is not None
+    if ap.response_ms is not None:
+        fields["response_ms"] = float(ap.response_ms)
+    if res.uptime_ticks is not None:
+        fields["uptime_s"] = res.uptime_ticks / 100
+    if res.clients_total is not None:
+        fields["clients"] = int(res.clients_total)
+    if res.cpu_pct is not None:
+        fields["cpu_pct"] = float(res.cpu_pct)
+    if res.mem_used_bytes is not None and res.mem_total_bytes:
+        fields["mem_used_pct"] = 100.0 * res.mem_used_bytes / res.mem_total_bytes
+    name = ap.name
+    rates = ap.rates
+    seen: set[str] = set()
+    for itf in res.interfaces:
+        if itf.type == IF_SOFTWARE_LOOPBACK:
+            continue
+        ifname = itf.name
+        if ifname in seen:  # two rows with one name would overwrite each other in one series
+            ifname = f"{ifname}#{itf.index}"
+        seen.add(ifname)
+        f: dict[str, Any] = {}
+        r = rates.get(itf.index)
+        if r is not None:
+            rx, tx = r.get("in_bps"), r.get("out_bps")
+            if rx is not None:
+                f["rx_bps"] = float(rx)
+            if tx is not None:
+                f["tx_bps"] = float(tx)
+        if itf.in_errors is not None:
+            f["in_errors"] = int(itf.in_errors)
+        if itf.out_errors is not None:
+            f["out_errors"] = int(itf.out_errors)
+        if itf.oper_status is not None:
+            f["oper_up"] = 1 if itf.oper_status == 1 else 0
+        if f:
+            out.append(Point("ap_if", {"ap": name, "zone": zone, "ifname": ifname}, f, now_ns))
+    for radio in res.radios:
+        f = {}
+        channel, band = channel_band(radio.channel)
+        if radio.clients is not None:
+            f["clients"] = int(radio.clients)
+        if channel is not None:
+            f["channel"] = int(channel)
+        if radio.noise_dbm is not None:
+            f["noise_dbm"] = float(radio.noise_dbm)
+        if radio.tx_power is not None:
+            f["tx_power_dbm"] = float(radio.tx_power)
+        if f:
+            out.append(Point("ap_radio", {"ap": name, "zone": zone, "radio": radio.name, "band": band},
+                             f, now_ns))
+    return out
+
+
+# The last network each node reported: a status-change point (no telemetry) keeps the
+# node's series instead of opening a second one without the `net` tag. Bounded by the fleet.
+_last_net: dict[str, str] = {}
+
+
+def speaker_point(node_id: str, zone: str, telemetry: dict[str, Any], online: bool, ts_ns: int) -> Point:
+    """One ``speaker`` point from a node's telemetry (possibly empty: a status change).
+
+    ``telemetry`` keys: rssi_dbm, volume, playing (bool), priority (str or None),
+    temperature_c, voltage_v, uptime_s, net, firmware, and optionally lat, lon.
+    ``priority`` is 0 when nothing plays, else 1 normal, 2 priority, 3 emergency
+    (normal when the node does not say).
+    """
+    net = telemetry.get("net")
+    if net is not None:
+        net = net if net in NETS else "other"
+        _last_net[node_id] = net
+    else:
+        net = _last_net.get(node_id, "")
+    tags = {"node": node_id, "zone": zone, "district": district_of(zone), "net": net}
+    fields: dict[str, Any] = {"online": 1 if online else 0}
+    for key in ("rssi_dbm", "temperature_c", "voltage_v", "uptime_s", "lat", "lon"):
+        v = telemetry.get(key)
+        if v is not None:
+            fields[key] = float(v)
+    v = telemetry.get("volume")
+    if v is not None:
+        fields["volume"] = int(v)
+    if "playing" in telemetry:
+        playing = bool(telemetry["playing"])
+        fields["playing"] = 1 if playing else 0
+        fields["priority"] = PRIORITY_CODE.get(telemetry.get("priority") or "normal", 1) if playing else 0
+    fw = telemetry.get("firmware")
+    if fw is not None:
+        fields["firmware"] = str(fw)
+    return Point("speaker", tags, fields, ts_ns)
+
+
+def broadcast_point(zone: str, priority: str, program_id: int, occurrence: datetime | str, title: str, *,
+                    targets: int, accepted: int, played: int, failed: int, offline: int, late: int,
+                    latency_ms: float | None, ts_ns: int) -> Point:
+    """One ``broadcast`` point: an occurrence's outcome (written when it changes and when final).
+
+    ``zone`` is the commune the program belongs to; ``occurrence`` its start
+    (a datetime is written as ISO 8601); ``latency_ms`` the median publish ->
+    accepted time (None: nothing accepted yet); ``title`` is cut at 200 characters.
+    """
+    occ = occurrence.isoformat() if isinstance(occurrence, datetime) else str(occurrence)
+    fields: dict[str, Any] = {"program_id": int(program_id), "occurrence": occ, "title": title[:TITLE_MAX],
+                              "targets": int(targets), "accepted": int(accepted), "played": int(played),
+                              "failed": int(failed), "offline": int(offline), "late": int(late)}
+    if latency_ms is not None:
+        fields["latency_ms"] = float(latency_ms)
+    return Point("broadcast", {"zone": zone, "district": district_of(zone), "priority": priority},
+                 fields, ts_ns)
+
+
+_HOST: list[str] = []
+
+
+def hostname() -> str:
+    """This machine's name (the ``host`` tag of ``netmgr`` points), looked up once."""
+    if not _HOST:
+        _HOST.append(socket.gethostname())
+    return _HOST[0]
+
+
+def netmgr_point(component: str, fields: dict[str, Any], ts_ns: int, host: str | None = None) -> Point:
+    """One ``netmgr`` point: a component's own figures (every 10 s)."""
+    if component not in COMPONENTS:
+        raise ValueError(f"netmgr point: unknown component {component!r}; one of {sorted(COMPONENTS)}")
+    return Point("netmgr", {"component": component, "host": host or hostname()},
+                 {k: v for k, v in fields.items() if v is not None}, ts_ns)
