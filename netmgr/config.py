@@ -14,6 +14,7 @@ only where the secret is handed to the peer.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -36,6 +37,8 @@ DEFAULT_PATHS = (Path("/etc/netmgr/netmgr.toml"), Path("netmgr.toml"))
 
 Secret = SecretStr
 PositiveFloat = Annotated[float, Field(gt=0)]
+# espeak-ng voice names (vi, vi-vn-x-south, vi+f3): never an option, never a path.
+VOICE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_+-]{0,39}$")
 
 
 class Section(BaseModel):
@@ -133,6 +136,20 @@ class BroadcastSettings(Section):
     grace: float = Field(120.0, ge=0, le=3600)
 
 
+class MediaSettings(Section):
+    max_mb: int = Field(50, ge=1, le=4096)
+    tts_voice: str = "vi"
+    tts_timeout: float = Field(60.0, gt=0, le=3600)
+
+    @field_validator("tts_voice")
+    @classmethod
+    def _voice_name(cls, v: str) -> str:
+        if not VOICE_NAME.match(v):
+            raise ValueError(f"{v!r} is not an espeak-ng voice name; use e.g. vi, vi-vn-x-central or "
+                             "vi-vn-x-south (espeak-ng --voices=vi lists them)")
+        return v
+
+
 class GrafanaSettings(Section):
     url: str = ""
     token: Secret = Secret("")
@@ -148,6 +165,7 @@ class Settings(Section):
     mqtt: MqttSettings = MqttSettings()
     influxdb: InfluxSettings = InfluxSettings()
     broadcast: BroadcastSettings = BroadcastSettings()
+    media: MediaSettings = MediaSettings()
     grafana: GrafanaSettings = GrafanaSettings()
 
     @property

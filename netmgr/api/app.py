@@ -42,6 +42,7 @@ def create_app(settings: Any, sessions: Any, health: Callable[[], dict[str, Any]
         routes_admin,
         routes_broadcast,
         routes_inventory,
+        routes_media,
         routes_radio,
         routes_telemetry,
         routes_zones,
@@ -97,4 +98,5 @@ def create_app(settings: Any, sessions: Any, health: Callable[[], dict[str, Any]
     app.include_router(routes_radio.router, prefix="/api/v1")
     app.include_router(routes_broadcast.router, prefix="/api/v1")
     app.include_router(routes_telemetry.router, prefix="/api/v1")
+    app.include_router(routes_media.router)  # /media/<id> (public, for nodes) and /api/v1/media
     return app

@@ -304,6 +304,8 @@ async def broadcast_now(body: NowIn, request: Request, who: Caller) -> dict[str,
     content: dict[str, Any] = {"kind": kind, given[0]: getattr(body, given[0])}
     priority = "emergency" if body.emergency else (body.priority or "normal")
     duration = body.duration
+    if kind == "text":  # spoken now, so the announcement lasts as long as its audio
+        await synthesize_if_text(request, {"content": content}, who)
     if duration is None:
         duration = await _content_duration(request, content) or 300
     now = datetime.now(UTC).replace(microsecond=0)  # the scheduler is woken and sends it at once
@@ -319,14 +321,14 @@ async def broadcast_now(body: NowIn, request: Request, who: Caller) -> dict[str,
 
 
 async def _content_duration(request: Request, content: dict[str, Any]) -> float | None:
-    if content["kind"] != "media":
+    if not content.get("media_id"):
         return None
     try:
         from netmgr.media.store import store_of
     except ImportError:
         return None
     m = store_of(request.app.state.settings).get(content["media_id"])
-    return None if m is None else max(1, int(m.duration_s + 0.999))
+    return None if m is None else f"{max(1, int(m.duration_s + 0.999))}s"
 
 
 @router.get("/reports", tags=["broadcasts"])

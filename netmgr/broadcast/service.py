@@ -162,6 +162,13 @@ class SchedulerService(Service):
     def health(self) -> dict[str, Any]:
         return {"programs": len(self.programs), **self.stats}
 
+    def media_in_use(self, media_id: str) -> bool | str:
+        """What still plays this media (the API refuses `media rm` then), or False."""
+        for prog in self.programs.values():
+            if getattr(prog.content, "media_id", None) == media_id:
+                return f"program {prog.id} {prog.title!r} ({prog.describe_when()}); cancel it first"
+        return False
+
     # ------------------------------------------------------------------ occurrences
 
     def due(self, start: datetime, end: datetime) -> list[tuple[Any, datetime]]:

@@ -153,6 +153,20 @@ async def test_broadcast_day(tmp_path: Path, mosquitto_factory) -> None:
             assert set(by.values()) == {"done"}, by
             assert all(sim.nodes[n].volume == 60 for n in NODES)  # the emergency forced 100 for its play only
 
+            # Text is spoken offline (espeak-ng, Vietnamese) and served to the nodes over HTTP.
+            r = json.loads((await cli(op_b, "broadcast", "now", "--zone", B, "--text",
+                                      "Thông báo: lịch tiêm phòng cho trẻ em vào sáng thứ bảy.", "--wait",
+                                      "--json", "--timeout", "60")).stdout)
+            states = {d["node"]: d["state"] for d in r["deliveries"]}
+            assert states.pop("tt-3") == "offline" and set(states.values()) == {"done"}, states
+            url = r["params"]["url"]
+            assert url.startswith(f"http://127.0.0.1:{port}/media/")
+            status, body = http_get(url)
+            assert status == 200 and body[:4] == b"RIFF"  # real audio, served without a token
+            media_id = url.rsplit("/", 1)[1].split(".")[0]
+            r = await cli(env, "media", "rm", media_id, ok=False)  # still used by the program
+            assert r.returncode == 1 and "program" in r.stderr, r.stderr
+
             plan = json.loads((await cli(op_a, "broadcast", "plan", "--zone", A, "--json")).stdout)
             titles = {it["title"] for g in plan["groups"] for it in g["items"]}
             assert "Bản tin thử" in titles
