@@ -168,8 +168,46 @@ async def speaker_fleet(run: DemoRun) -> None:
                       f"netmgr speaker show {nodes[0][0]}"]
 
 
+async def broadcasts(run: DemoRun) -> None:
+    """A program a minute ahead for one commune and an emergency now for a district, as officials
+    would schedule them; their per-node delivery shows in `broadcast show` and the report."""
+    import shutil
+    from datetime import UTC, datetime, timedelta
+
+    import httpx
+
+    spoken = shutil.which("espeak-ng") is not None  # the demo installs no Debian packages
+    content = ({"kind": "text", "text": "Bản tin thử nghiệm của xã Tân Phú. Chúc bà con một ngày tốt lành."}
+               if spoken else {"kind": "url", "url": f"{run.api_url}/media/demo-stream"})
+    at = (datetime.now(UTC) + timedelta(seconds=60)).replace(microsecond=0)
+    async with httpx.AsyncClient(base_url=run.api_url, headers=auth(run), timeout=60) as http:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:  # the simulated nodes connect within a second or two
+            items = (await http.get("/api/v1/speakers-status", params={"status": "online"})).json()["items"]
+            if len(items) >= 44:
+                break
+            await asyncio.sleep(0.5)
+        r = await http.post("/api/v1/programs", json={
+            "title": "Bản tin thử", "content": content,
+            "targets": {"zones": ["binh-phuoc/dong-xoai/tan-phu"]},
+            "when": {"kind": "once", "start": at.isoformat()}, "duration": "20s", "volume": 70})
+        r.raise_for_status()
+        program = r.json()["id"]
+        r = await http.post("/api/v1/broadcast/now", json={
+            "zones": ["binh-phuoc/dong-phu"], "url": f"{run.api_url}/media/demo-alert", "emergency": True,
+            "duration": "15s", "title": "Cảnh báo lũ (thử)"})
+        r.raise_for_status()
+        emergency = r.json()
+    run.lines.append(("broadcasts", f"program {program} at {at:%H:%M:%S}Z (tan-phu); emergency "
+                                    f"{emergency['occurrence']} now (dong-phu)"))
+    run.try_lines += ["netmgr broadcast list", f"netmgr broadcast show {program}",
+                      f"netmgr speaker command {emergency['occurrence']}",
+                      "netmgr broadcast plan --zone binh-phuoc/dong-xoai/tan-phu",
+                      "netmgr broadcast report --from today --to today"]
+
+
 # Parts other features add to the demo: each gets the DemoRun once the daemon is up.
-DEMO_PARTS: list[Callable[[DemoRun], Awaitable[None]]] = [ap_fleet, speaker_fleet]
+DEMO_PARTS: list[Callable[[DemoRun], Awaitable[None]]] = [ap_fleet, speaker_fleet, broadcasts]
 
 
 def banner(run: DemoRun) -> None:

@@ -148,6 +148,15 @@ def test_demo_runs_and_serves(tmp_path):
         wait_for(speakers_online, 15, "the demo's 44 simulated speakers online", interval=0.5)
         pinged = json.loads(netmgr("speaker", "ping", "zone:binh-phuoc/dong-phu", "--json", env=env, check=0).stdout)
         assert pinged["summary"] == {"done": 22}
+        progs = json.loads(netmgr("broadcast", "list", "--json", env=env, check=0).stdout)
+        assert {p["title"] for p in progs} == {"Bản tin thử", "Cảnh báo lũ (thử)"}
+        emergency = next(p for p in progs if p["priority"] == "emergency")
+
+        def emergency_played():
+            shown = json.loads(netmgr("broadcast", "show", str(emergency["id"]), "--json", env=env, check=0).stdout)
+            occ = shown["occurrences"]
+            return occ and occ[0]["played"] == 22 and occ
+        wait_for(emergency_played, 15, "the demo's emergency played on the district's 22 nodes", interval=0.5)
         rest, _ = proc.communicate(timeout=60)
         assert proc.returncode == 0, "".join(lines) + rest
         assert "demo ran for 20s; stopping" in rest
