@@ -167,6 +167,22 @@ async def test_broadcast_day(tmp_path: Path, mosquitto_factory) -> None:
             r = await cli(env, "media", "rm", media_id, ok=False)  # still used by the program
             assert r.returncode == 1 and "program" in r.stderr, r.stderr
 
+            # Unknown targets are refused and nothing is stored; cancelling is scoped like scheduling.
+            r = await cli(op_a, "broadcast", "schedule", "Không có", "--zone", A + "/ap-9", "--url",
+                          "http://127.0.0.1:9/x.mp3", "--daily", "06:00", "--duration", "1h", ok=False)
+            assert r.returncode != 0 and "unknown zone" in r.stderr, r.stderr
+            r = await cli(env, "broadcast", "schedule", "Không có", "--speaker", "no-such-node", "--url",
+                          "http://127.0.0.1:9/x.mp3", "--daily", "06:00", "--duration", "1h", ok=False)
+            assert r.returncode != 0 and "unknown speaker no-such-node" in r.stderr, r.stderr
+            later = json.loads((await cli(op_a, "broadcast", "schedule", "Sẽ huỷ", "--zone", A, "--url",
+                                          "http://127.0.0.1:9/y.mp3", "--daily", "21:00", "--duration", "10m",
+                                          "--json")).stdout)
+            r = await cli(op_b, "broadcast", "cancel", str(later["id"]), ok=False)
+            assert r.returncode == 1 and A in r.stderr
+            await cli(op_a, "broadcast", "cancel", str(later["id"]))
+            listed = json.loads((await cli(op_a, "broadcast", "list", "--json")).stdout)
+            assert later["id"] not in {p["id"] for p in listed}
+
             plan = json.loads((await cli(op_a, "broadcast", "plan", "--zone", A, "--json")).stdout)
             titles = {it["title"] for g in plan["groups"] for it in g["items"]}
             assert "Bản tin thử" in titles
@@ -188,6 +204,7 @@ async def test_broadcast_day(tmp_path: Path, mosquitto_factory) -> None:
             audit = json.loads((await cli(env, "audit", "list", "--outcome", "denied", "--json")).stdout)
             assert {e["actor"] for e in audit} == {"op-b"}  # op-a's conflict is an error, not a refusal
             assert sum(1 for e in audit if e["action"] == "program.add") == 2
+            assert sum(1 for e in audit if e["action"] == "program.cancel") == 1
         health = json.loads(http_get(f"http://127.0.0.1:{port}/healthz")[1])
         assert health["services"]["scheduler"]["missed"] == 0
         assert health["services"]["radio"]["bad_messages"] == {}, health["services"]["radio"]
