@@ -31,6 +31,7 @@ TICK = 1.0
 SCHEDULE_EVERY = 300.0   # the 48 h window slides: recompute node schedules this often at least
 LATE_AFTER = 10.0        # an occurrence sent this long after its start is recorded late
 CATCH_UP = timedelta(hours=24)  # how far back a restart looks for occurrences it missed
+OUTCOME_EVERY = 5.0       # how often occurrence outcomes are written to telemetry (when they change)
 
 
 def utcnow() -> datetime:
@@ -51,6 +52,8 @@ class SchedulerService(Service):
         self.published: dict[str, str] = {}     # node -> hash of the schedule items it was sent
         self._dirty = True
         self.stats = {"sent": 0, "late": 0, "missed": 0, "resent": 0, "schedules": 0}
+        self.zones: dict[int, str] = {}        # program id -> owning zone (for telemetry)
+        self.outcomes: dict[str, tuple[Any, datetime, bool, tuple[int, ...] | None]] = {}
         self.grace = timedelta(seconds=ctx.settings.broadcast.grace)
         self._changed = False
         self._wake = asyncio.Event()
@@ -78,6 +81,7 @@ class SchedulerService(Service):
             rows = list(await s.scalars(select(ProgramRow).where(ProgramRow.cancelled_at.is_(None))))
             speakers = (await s.execute(select(Speaker.id, Speaker.zone))).all()
         programs = {}
+        self.zones = {r.id: r.zone for r in rows}
         for r in rows:
             try:
                 programs[r.id] = Program.model_validate({**r.data, "id": r.id})
@@ -119,6 +123,8 @@ class SchedulerService(Service):
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self._tick_loop(), name="scheduler:tick")
             tg.create_task(self._schedules_loop(), name="scheduler:schedules")
+            tg.create_task(every(OUTCOME_EVERY, self.emit_outcomes, "writing broadcast telemetry", log),
+                           name="scheduler:outcomes")
             tg.create_task(every(SCHEDULE_EVERY, self._mark_dirty, "sliding the schedule window", log),
                            name="scheduler:window")
 
@@ -193,7 +199,9 @@ class SchedulerService(Service):
             prog = self.programs.get(row.program_id)
             if prog is not None and row.end.replace(tzinfo=UTC) > now:
                 self.stats["resent"] += 1
-                await self._publish(prog, row.start.replace(tzinfo=UTC), row.id, now, resend=True)
+                start = row.start.replace(tzinfo=UTC)
+                await self._publish(prog, start, row.id, now, resend=True)
+                self.outcomes[row.id] = (prog, start, "late" in row.detail, None)
         for prog, start in self.due(now - CATCH_UP, now):
             oid = occurrence_id(prog, start)
             if oid in self.handled:
@@ -230,6 +238,7 @@ class SchedulerService(Service):
         late = (now - start).total_seconds() > LATE_AFTER
         await self._record(prog, start, "sending", now, "late" if late else "")
         ok = await self._publish(prog, start, oid, now)
+        self.outcomes[oid] = (prog, start, late, None)
         state = ("late" if late else "sent") if ok else "sending"
         await self._set_state(oid, state)
         self.stats["late" if late else "sent"] += 1
@@ -288,6 +297,40 @@ class SchedulerService(Service):
                 row.state = state
                 await s.commit()
         self.handled[oid] = state
+
+    async def emit_outcomes(self) -> None:
+        """A ``broadcast`` point per occurrence when its outcome changes, and once more when final
+        (timestamped at the occurrence's start, so a later point replaces the earlier one)."""
+        hub = getattr(self.ctx, "telemetry", None)
+        radio = self.radio()
+        if hub is None or radio is None:
+            return
+        from netmgr.telemetry.points import broadcast_point
+
+        points = []
+        for oid, (prog, start, late, last) in list(self.outcomes.items()):
+            tc = radio.tracker.commands.get(oid)
+            if tc is None:
+                continue
+            s = tc.summary()
+            played = s.get("done", 0) + s.get("playing", 0)
+            accepted = played + s.get("accepted", 0)
+            offline = s.get("offline", 0) + s.get("timeout", 0)
+            figures = (len(tc.deliveries), accepted, played, s.get("error", 0) + s.get("expired", 0), offline)
+            if figures == last:
+                if tc.complete:
+                    del self.outcomes[oid]
+                continue
+            lat = sorted(d.times["accepted"] - tc.published_wall for d in tc.deliveries.values()
+                         if "accepted" in d.times and tc.published_wall)
+            points.append(broadcast_point(
+                self.zones.get(prog.id, ""), prog.priority.value, prog.id, start, prog.title,
+                targets=figures[0], accepted=accepted, played=played, failed=figures[3], offline=offline,
+                late=int(late), latency_ms=lat[len(lat) // 2] * 1000 if lat else None,
+                ts_ns=int(start.timestamp() * 1e9)))
+            self.outcomes[oid] = (prog, start, late, figures)
+        if points:
+            hub.submit(points)
 
     # ------------------------------------------------------------------ node schedules
 

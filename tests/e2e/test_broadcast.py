@@ -183,6 +183,16 @@ async def test_broadcast_day(tmp_path: Path, mosquitto_factory) -> None:
             listed = json.loads((await cli(op_a, "broadcast", "list", "--json")).stdout)
             assert later["id"] not in {p["id"] for p in listed}
 
+            # The outcome went to telemetry too (the Broadcast audit dashboard reads it).
+            from netmgr.telemetry.ring import history
+
+            async def emergency_point():
+                pts = history(tmp_path / "state" / "telemetry.db", "broadcast", "priority", "emergency", 0)
+                return pts and pts[-1]["fields"]["played"] == 8 and pts[-1]
+            pt = await until(emergency_point, 20, "the emergency's outcome in the telemetry ring")
+            assert pt["fields"]["offline"] == 2 and pt["fields"]["targets"] == 10
+            assert pt["tags"]["zone"] == "binh-phuoc/dong-xoai" and pt["fields"]["latency_ms"] > 0
+
             plan = json.loads((await cli(op_a, "broadcast", "plan", "--zone", A, "--json")).stdout)
             titles = {it["title"] for g in plan["groups"] for it in g["items"]}
             assert "Bản tin thử" in titles
