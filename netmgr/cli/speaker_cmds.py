@@ -68,11 +68,17 @@ def list_(obj: CliContext, zone: str | None, status: str | None, tag: str | None
 
 @speaker.command("show")
 @click.argument("node_id")
+@click.option("--history", "history_rows", type=click.IntRange(0, 10_000), default=5, show_default=True,
+              help="Recent telemetry rows from the local ring (0: none).")
+@click.option("--history-minutes", type=click.IntRange(1, 10_080), default=60, show_default=True)
 @json_option
 @pass_ctx
-def show(obj: CliContext, node_id: str, as_json: bool) -> None:
-    """One node: status, last telemetry and its recent commands."""
-    r = obj.client().get(f"/api/v1/speakers/{node_id}/status")
+def show(obj: CliContext, node_id: str, history_rows: int, history_minutes: int, as_json: bool) -> None:
+    """One node: status, last telemetry, recent telemetry history and its recent commands."""
+    client = obj.client()
+    r = client.get(f"/api/v1/speakers/{node_id}/status")
+    r["history"] = client.get(f"/api/v1/speakers/{node_id}/history", minutes=history_minutes,
+                              limit=history_rows)["items"] if history_rows else []
     if as_json:
         echo_json(r)
         return
@@ -85,6 +91,11 @@ def show(obj: CliContext, node_id: str, as_json: bool) -> None:
         click.echo("telemetry")
         for k, v in t.items():
             click.echo(f"  {k:14} {'' if v is None else v}")
+    if r["history"]:
+        print_table([{**h, "time": h["ts"][11:19]} for h in r["history"]],
+                    [("time", "time (UTC)"), ("online", "online"), ("rssi_dbm", "rssi dBm"),
+                     ("volume", "vol"), ("playing", "playing"), ("temperature_c", "°C"), ("voltage_v", "V")],
+                    title="recent telemetry")
     cmds = r.get("commands") or []
     if cmds:
         print_table([{**c, "issued": (c.get("issued") or "")[:19], "error": c.get("error") or ""}

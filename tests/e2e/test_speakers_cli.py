@@ -115,6 +115,9 @@ async def test_speaker_cli_through_the_daemon(tmp_path: Path, mosquitto_factory)
                 shown = json.loads((await cli(env, "speaker", "show", "tp-0", "--json")).stdout)
                 return shown if (shown.get("telemetry") or {}).get("volume") == 35 else None
             shown = await until(telemetry_volume, 15, "telemetry showing the new volume")
+            assert shown["history"] and all(h["online"] == 1 for h in shown["history"])
+            assert shown["history"][-1]["rssi_dbm"] is not None
+            assert "recent telemetry" in (await cli(env, "speaker", "show", "tp-0")).stdout
             assert shown["status"] == "online" and shown["credentials"] is True
             assert [c["method"] for c in shown["commands"]][:2] == ["volume", "ping"]
             assert all(c["state"] == "done" for c in shown["commands"])
