@@ -198,8 +198,13 @@ async def test_broadcast_day(tmp_path: Path, mosquitto_factory) -> None:
             assert "Bản tin thử" in titles
 
             today = datetime.now(UTC).astimezone().date().isoformat()
-            rep = json.loads((await cli(env, "broadcast", "report", "--from", "yesterday", "--to", "tomorrow",
-                                        "--json")).stdout)
+            async def report_flushed():  # the report reads the store, written every second
+                rep = json.loads((await cli(env, "broadcast", "report", "--from", "yesterday", "--to", "tomorrow",
+                                            "--json")).stdout)
+                emerg = [i for i in rep["items"] if i["priority"] == "emergency"]
+                done = {i["id"]: i for i in rep["items"]}.get(occ, {}).get("played") == 6
+                return rep if done and emerg and emerg[0]["played"] + emerg[0]["offline"] == 10 else None
+            rep = await until(report_flushed, 20, "the report to show both broadcasts' outcomes")
             rows = {i["id"]: i for i in rep["items"]}
             assert rows[occ]["played"] == 6 and rows[occ]["targets"] == 6 and rows[occ]["state"] == "sent"
             emerg = [i for i in rep["items"] if i["priority"] == "emergency"]

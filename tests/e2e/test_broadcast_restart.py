@@ -91,8 +91,12 @@ async def test_sigkill_and_restart_never_repeat_nor_drop(tmp_path: Path, mosquit
                     plays = [e for e in sim.nodes[n].log if e[1] == oid and e[2] == "playing"]
                     assert len(plays) == 1, (n, oid, sim.nodes[n].log)
 
-            rep = json.loads((await cli(env, "broadcast", "report", "--from", "yesterday", "--to", "tomorrow",
-                                        "--zone", A, "--json")).stdout)
+            async def report_flushed():  # the report reads the store, written every second
+                rep = json.loads((await cli(env, "broadcast", "report", "--from", "yesterday", "--to", "tomorrow",
+                                            "--zone", A, "--json")).stdout)
+                last = {i["id"]: i for i in rep["items"]}.get(ids[4], {})
+                return rep if last.get("played") == len(nodes_a) else None
+            rep = await until(report_flushed, 20, "the report to show the last occurrence played")
             rows = {i["id"]: i for i in rep["items"]}
             assert [rows[i]["late"] for i in ids] == [False, False, True, False, False]
             assert [rows[i]["missed"] for i in ids] == [False, False, False, True, False]

@@ -90,8 +90,13 @@ async def test_province_daily_program_and_district_emergency(tmp_path: Path, mos
                 return d if d["summary"] == {"done": 1000} else None
             await until(reported_after_reconnect, 60, "the cut-off nodes reporting their offline playback")
 
-            rep = json.loads((await cli(env, "broadcast", "report", "--from", "yesterday", "--to", "tomorrow",
-                                        "--json")).stdout)
+            # The report reads the store, which the radio service writes every second.
+            async def report_complete():
+                rep = json.loads((await cli(env, "broadcast", "report", "--from", "yesterday", "--to", "tomorrow",
+                                            "--json")).stdout)
+                rows = {i["id"]: i for i in rep["items"]}
+                return rep if daily in rows and rows[daily]["played"] == 1000 else None
+            rep = await until(report_complete, 20, "the report to show the daily program played 1,000 times")
             rows = {i["id"]: i for i in rep["items"]}
             assert rows[daily]["targets"] == 1000 and rows[daily]["played"] == 1000
             emerg = next(i for i in rep["items"] if i["priority"] == "emergency")
