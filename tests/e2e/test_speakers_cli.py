@@ -113,8 +113,10 @@ async def test_speaker_cli_through_the_daemon(tmp_path: Path, mosquitto_factory)
 
             async def telemetry_volume():
                 shown = json.loads((await cli(env, "speaker", "show", "tp-0", "--json")).stdout)
-                return shown if (shown.get("telemetry") or {}).get("volume") == 35 else None
-            shown = await until(telemetry_volume, 15, "telemetry showing the new volume")
+                # live telemetry from the registry; history from the ring, written a batch later
+                ok = (shown.get("telemetry") or {}).get("volume") == 35 and shown["history"]
+                return shown if ok else None
+            shown = await until(telemetry_volume, 15, "telemetry and its history showing the new volume")
             assert shown["history"] and all(h["online"] == 1 for h in shown["history"])
             assert shown["history"][-1]["rssi_dbm"] is not None
             assert "recent telemetry" in (await cli(env, "speaker", "show", "tp-0")).stdout
