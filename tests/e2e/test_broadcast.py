@@ -24,10 +24,11 @@ B = "binh-phuoc/dong-xoai/tien-thanh"
 NODES = {**{f"tp-{i}": A for i in range(6)}, **{f"tt-{i}": B for i in range(4)}}
 
 
-async def cli(env, *args, ok: bool = True) -> subprocess.CompletedProcess:
+async def cli(env, *args, ok: bool = True, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run the real CLI in a subprocess; with ``ok`` assert it exited 0."""
     proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "netmgr", *args, env=env,
                                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    out, err = await asyncio.wait_for(proc.communicate(), 120)
+    out, err = await asyncio.wait_for(proc.communicate(), timeout)
     r = subprocess.CompletedProcess(args, proc.returncode, out.decode(), err.decode())
     if ok:
         assert r.returncode == 0, f"netmgr {' '.join(args)}: {r.stderr}{r.stdout}"

@@ -4,7 +4,7 @@ what operators and viewers are refused, and that every refusal is in the audit l
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import json
 import os
 import signal
@@ -14,6 +14,8 @@ from pathlib import Path
 
 import httpx
 from services import free_port, http_get
+from test_broadcast import cli as _cli
+from test_broadcast import until as _until
 
 from netmgr.radio.acl import render_acl, render_passwd
 from netmgr.radio.mqtt import Broker
@@ -25,25 +27,8 @@ NODES = {**{f"tp-{i}": A for i in range(4)}, **{f"tt-{i}": B for i in range(2)}}
 DAEMON_USER, DAEMON_PASS = "netmgr", "daemon-pass-0123456789"
 
 
-async def cli(env, *args, ok: bool = True) -> subprocess.CompletedProcess:
-    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "netmgr", *args, env=env,
-                                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
-    r = subprocess.CompletedProcess(args, proc.returncode, out.decode(), err.decode())
-    if ok:
-        assert r.returncode == 0, f"netmgr {' '.join(args)}: {r.stderr}{r.stdout}"
-    return r
-
-
-async def until(fn, timeout: float, what: str, interval: float = 0.2):
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        v = await fn()
-        if v:
-            return v
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(interval)
+cli = functools.partial(_cli, timeout=60)
+until = functools.partial(_until, interval=0.2)
 
 
 async def test_speaker_cli_through_the_daemon(tmp_path: Path, mosquitto_factory) -> None:
