@@ -12,13 +12,21 @@
   start, ``sending`` rows are published again (nodes are idempotent by id, so none plays twice),
   and occurrences that fell into the downtime go out late (``late``) if they started less than
   ``[broadcast] grace`` ago, else they are recorded ``missed`` and logged.
+- Several daemons on one PostgreSQL store: only the holder of the scheduler lock
+  (:class:`netmgr.store.leader.LeaderLock`) sends commands and schedules and writes occurrences;
+  the others are standbys. Gaining the lock is handled like a start (the catch-up above, and every
+  node's schedule sent again); losing it stops all sending at once. Programs changed through
+  another daemon's API reach the leader by a NOTIFY on ``netmgr_scheduler`` (and a reload every
+  ``RELOAD_EVERY`` seconds in case one is missed). On SQLite the daemon is always the leader.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -32,6 +40,8 @@ SCHEDULE_EVERY = 300.0   # the 48 h window slides: recompute node schedules this
 LATE_AFTER = 10.0        # an occurrence sent this long after its start is recorded late
 CATCH_UP = timedelta(hours=24)  # how far back a restart looks for occurrences it missed
 OUTCOME_EVERY = 5.0       # how often occurrence outcomes are written to telemetry (when they change)
+RELOAD_EVERY = 30.0       # on a shared store, programs are re-read this often (another daemon's API)
+CHANNEL = "netmgr_scheduler"  # NOTIFY channel: "programs changed" between daemons sharing a store
 
 
 def utcnow() -> datetime:
@@ -58,6 +68,10 @@ class SchedulerService(Service):
         self._changed = False
         self._wake = asyncio.Event()
         self._schedules_due = asyncio.Event()
+        self.lock: Any = None                   # LeaderLock while running
+        self._token = secrets.token_hex(8)      # our NOTIFY payload: our own notifications are ignored
+        self._notifies: set[asyncio.Task[None]] = set()
+        self._was_leader = False
 
     # ------------------------------------------------------------------ loading
 
@@ -96,7 +110,32 @@ class SchedulerService(Service):
 
     def changed(self) -> None:
         """Programs or the inventory changed (the API calls this): reload, resend schedules, and
-        handle what is due now at once."""
+        handle what is due now at once. On a shared store the other daemons are told too (the
+        leader may be another one)."""
+        self._changed = True
+        self._wake.set()
+        if self.lock is not None and self.lock.shared:
+            task = asyncio.get_running_loop().create_task(self._notify(), name="scheduler:notify")
+            self._notifies.add(task)
+            task.add_done_callback(self._notifies.discard)
+
+    async def _notify(self) -> None:
+        from sqlalchemy import text
+
+        try:
+            async with self.ctx.engine.begin() as c:  # delivered to the listeners when this commits
+                await c.execute(text("SELECT pg_notify(:ch, :me)"), {"ch": CHANNEL, "me": self._token})
+        except Exception as e:  # noqa: BLE001 - the leader re-reads the programs within RELOAD_EVERY anyway
+            log.warning("scheduler: telling the other daemons that programs changed failed (they re-read "
+                        "them within %.0f s): %s", RELOAD_EVERY, e)
+
+    def _remote_change(self, payload: str) -> None:
+        """Another daemon's API changed the programs (a NOTIFY on our lock's connection)."""
+        if payload != self._token:
+            self._changed = True
+            self._wake.set()
+
+    async def _reload_due(self) -> None:
         self._changed = True
         self._wake.set()
 
@@ -112,21 +151,88 @@ class SchedulerService(Service):
 
     # ------------------------------------------------------------------ supervision
 
+    @property
+    def leading(self) -> bool:
+        """Whether this daemon schedules (holds the scheduler lock; always on SQLite)."""
+        return self.lock is None or self.lock.is_leader
+
     async def run(self) -> None:
+        from netmgr.store.leader import LeaderLock
+
+        await self.load()  # a standby needs the programs too (`media rm` asks what still plays a media)
+        self.lock = LeaderLock(self.ctx.settings.database_url, on_change=self._leadership, listen=CHANNEL,
+                               on_notify=self._remote_change)
+        self._was_leader = False
+        async with self.lock:
+            await self.lock.wait_decided()
+            log.info("scheduler started programs=%d speakers=%d", len(self.programs),
+                     len(self.index.speakers))
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(every(OUTCOME_EVERY, self.emit_outcomes, "writing broadcast telemetry", log),
+                               name="scheduler:outcomes")
+                if self.lock.shared:
+                    tg.create_task(every(RELOAD_EVERY, self._reload_due, "re-reading programs", log),
+                                   name="scheduler:reload")
+                while True:
+                    if self.lock.is_leader:
+                        await _until(self._lead(), self.lock.wait_standby)
+                    else:
+                        await _until(self._standby(), self.lock.wait_leader)
+
+    def _leadership(self, lock: Any) -> None:
+        """The lock's status changed: one log line, and nothing more goes out from here once it is lost."""
+        from netmgr.store.leader import HELD, LEADER, STOPPED
+
+        was, self._was_leader = self._was_leader, lock.is_leader
+        if lock.status == LEADER:
+            if lock.shared:
+                log.info("scheduler: leader (lock on %s)", lock.where)
+            return
+        if was and lock.shared:
+            radio = self.radio()
+            if radio is not None:  # else it republishes our copies to reconnecting nodes: the new
+                radio.schedules.clear()  # leader's are the ones that count
+        if lock.status == STOPPED:
+            if was and lock.shared:
+                log.info("scheduler: stopped; the scheduler lock on %s is free for another daemon",
+                         lock.where)
+            return
+        lost = "lost the lock, sending nothing more; " if was else ""
+        if lock.status == HELD:
+            log.info("scheduler: %sstandby (another daemon holds the scheduler lock on %s)", lost, lock.where)
+        else:
+            log.warning("scheduler: %sstandby (database %s unreachable: %s)", lost, lock.where, lock.error)
+
+    async def _lead(self) -> None:
+        """Leader: what a start does (catch-up, every node's schedule), then schedule until cancelled."""
         await self.load()
         now = utcnow()
         await self._load_handled(now - CATCH_UP - timedelta(hours=1))
+        self.published = {}  # nodes may hold another leader's documents: send ours to every node
         await self.catch_up(now)
         self.last_tick = now
         self.ready.set()
-        log.info("scheduler started programs=%d speakers=%d", len(self.programs), len(self.index.speakers))
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self._tick_loop(), name="scheduler:tick")
             tg.create_task(self._schedules_loop(), name="scheduler:schedules")
-            tg.create_task(every(OUTCOME_EVERY, self.emit_outcomes, "writing broadcast telemetry", log),
-                           name="scheduler:outcomes")
             tg.create_task(every(SCHEDULE_EVERY, self._mark_dirty, "sliding the schedule window", log),
                            name="scheduler:window")
+
+    async def _standby(self) -> None:
+        """Standby: keep the programs current (woken by changes), send nothing."""
+        self.ready.set()
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            if self._changed:
+                self._changed = False
+                try:
+                    await self.load()
+                except Exception as e:
+                    if isinstance(e, NetmgrError):
+                        log.error("reading programs failed: %s", e)
+                    else:
+                        log.exception("reading programs failed")
 
     async def _tick_loop(self) -> None:
         """A tick every second, or at once when woken (a `broadcast now` must not wait for it)."""
@@ -165,8 +271,21 @@ class SchedulerService(Service):
         self.grace = timedelta(seconds=settings.broadcast.grace)
         self._changed = True
 
+    async def drain(self) -> None:
+        """Stopping: give the lock up now, so a standby daemon takes over while we finish."""
+        if self.lock is not None and self.lock.shared:
+            await self.lock.stop()
+
     def health(self) -> dict[str, Any]:
-        return {"programs": len(self.programs), **self.stats}
+        out: dict[str, Any] = {"programs": len(self.programs), **self.stats}
+        lock = self.lock
+        if lock is not None:
+            out["role"] = "leader" if lock.is_leader else "standby"
+            out["leadership"] = lock.status
+            out["lock"] = lock.where if lock.shared else "none (SQLite: one daemon)"
+            if lock.error:
+                out["lock_error"] = lock.error
+        return out
 
     def media_in_use(self, media_id: str) -> bool | str:
         """What still plays this media (the API refuses `media rm` then), or False."""
@@ -206,6 +325,8 @@ class SchedulerService(Service):
             oid = occurrence_id(prog, start)
             if oid in self.handled:
                 continue
+            if not self.leading:
+                return
             if now - start <= self.grace:
                 await self.fire(prog, start, now)
             else:
@@ -234,9 +355,13 @@ class SchedulerService(Service):
 
     async def fire(self, prog: Any, start: datetime, now: datetime) -> None:
         """Record, then publish the confirming command of one occurrence."""
+        if not self.leading:
+            return
         oid = occurrence_id(prog, start)
         late = (now - start).total_seconds() > LATE_AFTER
         await self._record(prog, start, "sending", now, "late" if late else "")
+        if not self.leading:  # lost the lock meanwhile: the next leader re-sends what is `sending`
+            return
         ok = await self._publish(prog, start, oid, now)
         self.outcomes[oid] = (prog, start, late, None)
         state = ("late" if late else "sent") if ok else "sending"
@@ -250,6 +375,8 @@ class SchedulerService(Service):
                        resend: bool = False) -> bool:
         from netmgr.broadcast.schedule import content_url
 
+        if not self.leading:
+            return False
         radio = self.radio()
         url = content_url(prog, self.media_url)
         end = start + timedelta(seconds=prog.duration_s)
@@ -340,7 +467,7 @@ class SchedulerService(Service):
         from netmgr.radio import protocol as p
 
         radio = self.radio()
-        if radio is None or self.index is None:
+        if radio is None or self.index is None or not self.leading:
             return
         docs = await asyncio.to_thread(node_schedules, list(self.programs.values()), self.index, now=now,
                                        media_url=self.media_url)
@@ -353,14 +480,42 @@ class SchedulerService(Service):
                                     it["priority"], it["title"][:200], float(it.get("offset_s") or 0))
                      for it in doc["items"]]
             zone = self.index.zone_of(node)
-            doc_out = p.Schedule(version, time.time(), [zone] if zone else [], items)
+            # Nodes ignore a lower version than theirs, which another daemon (whose clock may be ahead)
+            # may have sent: ours is above what the node reported holding.
+            st = radio.registry.nodes.get(node)
+            held = st.schedule_version if st is not None else None
+            v = max(version, held + 1) if isinstance(held, int) else version
+            doc_out = p.Schedule(v, time.time(), [zone] if zone else [], items)
             sends.append((node, doc["hash"], radio.publish_schedule(node, doc_out)))
-        for k in range(0, len(sends), 500):  # QoS 1 publishes in flight together, not one by one
-            chunk = sends[k:k + 500]
-            await asyncio.gather(*(c for _, _, c in chunk))
-            for node, h, _ in chunk:
-                self.published[node] = h
-                self.stats["schedules"] += 1
+        started = 0
+        try:
+            for k in range(0, len(sends), 500):  # QoS 1 publishes in flight together, not one by one
+                if not self.leading:
+                    return
+                chunk = sends[k:k + 500]
+                started = k + len(chunk)
+                await asyncio.gather(*(c for _, _, c in chunk))
+                for node, h, _ in chunk:
+                    self.published[node] = h
+                    self.stats["schedules"] += 1
+        finally:
+            for _, _, c in sends[started:]:
+                c.close()  # never started (leadership lost, or cancelled): nothing more goes out
+
+
+async def _until(work: Awaitable[None], stop: Callable[[], Awaitable[None]]) -> None:
+    """Run ``work`` until ``stop()`` returns (then cancel it); ``work`` failing fails this."""
+    w = asyncio.ensure_future(work)
+    s = asyncio.ensure_future(stop())
+    try:
+        await asyncio.wait({w, s}, return_when=asyncio.FIRST_COMPLETED)
+        if w.done():
+            w.result()
+            raise RuntimeError("scheduler: a role ended by itself")
+    finally:
+        for t in (w, s):
+            t.cancel()
+        await asyncio.gather(w, s, return_exceptions=True)
 
 
 def occurrence_id(prog: Any, start: datetime) -> str:
