@@ -26,6 +26,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -123,13 +124,45 @@ class MqttSettings(Section):
 
 class InfluxSettings(Section):
     url: str = Field("", description="empty: no InfluxDB, keep history in the SQLite ring")
+    api: Literal["v2", "v1"] = Field(
+        "v2",
+        description='v2: /api/v2/write (InfluxDB 2.x/3.x, 1.8+, VictoriaMetrics); v1: InfluxDB 1.x /write, '
+        'e.g. Debian\'s influxdb 1.6: bucket is then the database, optionally "db/rp", and org is ignored',
+    )
     org: str = "netmgr"
     bucket: str = "netmgr"
+    username: str = Field("", description='InfluxDB 1.x user, api = "v1" only; its password is token')
     token: Secret = Secret("")
     batch_size: int = Field(5000, ge=1, le=100000)
     flush_interval: float = Field(1.0, gt=0, le=60)
     spool_max_mb: int = Field(512, ge=1, le=1_000_000)
     ring_hours: int = Field(6, ge=1, le=168)
+
+    @field_validator("bucket")
+    @classmethod
+    def _v1_database(cls, v: str, info: ValidationInfo) -> str:
+        if info.data.get("api") == "v1" and not v.partition("/")[0]:
+            raise ValueError('with api = "v1" bucket is the database: "db" or "db/retention_policy" '
+                             "(the database must be named)")
+        return v
+
+    @field_validator("username")
+    @classmethod
+    def _v1_user(cls, v: str, info: ValidationInfo) -> str:
+        if v and info.data.get("api") == "v2":
+            raise ValueError('username is for api = "v1" (InfluxDB 1.x /write) only; with api = "v2" '
+                             'remove it and put "user:password" in token (InfluxDB 1.8), or set api = "v1"')
+        if ":" in v:
+            raise ValueError("an InfluxDB user name cannot contain ':' (HTTP basic auth)")
+        return v
+
+    @field_validator("token")
+    @classmethod
+    def _v1_password(cls, v: Secret, info: ValidationInfo) -> Secret:
+        if v.get_secret_value() and info.data.get("api") == "v1" and info.data.get("username") == "":
+            raise ValueError('with api = "v1" token is the password of username: set [influxdb] username too '
+                             "(InfluxDB 1.x has no tokens), or leave token empty if auth is off")
+        return v
 
 
 class BroadcastSettings(Section):

@@ -1,13 +1,24 @@
-"""InfluxDB v2 write API (influxdb-client's async client, gzip) with errors sorted at the boundary.
+"""InfluxDB writes (gzip, nanoseconds) with errors sorted at the boundary.
+
+Two APIs (``[influxdb] api``):
+
+- ``v2`` (default): ``{url}/api/v2/write`` with org, bucket and token, through
+  influxdb-client's async client (InfluxDB 2.x/3.x, 1.8+, VictoriaMetrics).
+- ``v1``: InfluxDB 1.x's ``POST {url}/write?db=DB[&rp=RP]&precision=ns`` through
+  aiohttp (Debian's influxdb 1.6 has no /api/v2): bucket is the database
+  ("db" or "db/rp"), org is ignored, HTTP basic auth with username and token
+  (the password) when a username is set. Its answers are sorted exactly as v2's.
 
 - Retryable (:class:`SinkRetryable`): connection refused/reset, DNS, timeouts,
   HTTP 5xx, 429 and 408: the batch is kept (spool) and retried with backoff;
   ``retry_after`` carries the server's Retry-After when it sends one.
 - Configuration (:class:`SinkRetryable` with ``kind="config"``): 401, 403, 404
-  (wrong token, no write permission, unknown org or bucket) and other
-  unexpected statuses: nothing is dropped (retrying after the operator fixes
-  the config or the server works), and the message names url, org and bucket
-  (never the token) and says what to check.
+  (wrong token, no write permission, unknown org or bucket; v1: wrong user or
+  password, unknown database, and 1.x's 500 for an unknown retention policy)
+  and other unexpected statuses: nothing is dropped (retrying after the
+  operator fixes the config or the server works), and the message names url,
+  org and bucket (v1: url and database; never the token or password) and says
+  what to check.
 - Bad data (400 or 422 whose message is about lines, fields, parsing or
   retention; 413): some lines of the batch are refused (a 400 about the request
   itself, e.g. a proxy that broke the gzip body, is a configuration error). A field type
@@ -23,7 +34,9 @@
 
 from __future__ import annotations
 
+import base64
 import gzip
+import json
 import logging
 import re
 from collections.abc import Callable
@@ -46,9 +59,11 @@ DATA_ERROR_HINTS = ("partial write", "unable to parse", "failed to parse", "line
                     "type conflict", "beyond retention", "invalid field", "invalid tag", "invalid timestamp",
                     "invalid number", "bad timestamp", "out of range", "max-values-per-tag", "max-series")
 REPAIR_ROUNDS = 8
+APIS = ("v2", "v1")
 _CONFLICT = re.compile(r'input field \\?"(?P<field>.+?)\\?" on measurement \\?"(?P<m>.+?)\\?" '
                        r"is type (?P<new>\w+), already exists as type (?P<old>\w+)")
 _KINDS = {"integer": "i", "float": "f", "string": "s", "boolean": "b", "unsigned": "u"}
+_V1_HEADERS = {"Content-Encoding": "gzip", "Content-Type": "text/plain; charset=utf-8"}
 
 
 class SinkRetryable(TelemetryError):
@@ -83,14 +98,37 @@ def _body_text(e: Any) -> str:
     return " ".join(text.split())[:500]
 
 
+def _v1_error(body: bytes, headers: Any) -> str:
+    """InfluxDB 1.x's message: the JSON body's "error" (unescaped), else X-Influxdb-Error, else the body."""
+    text = body.decode("utf-8", "replace")
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        parsed = None
+    if isinstance(parsed, dict) and isinstance(parsed.get("error"), str):
+        text = parsed["error"]
+    elif not text.strip() and headers is not None:
+        text = headers.get("X-Influxdb-Error", "") or ""
+    return " ".join(text.split())[:500]
+
+
 class InfluxSink:
-    """Writes line-protocol batches to ``{url}/api/v2/write`` (org, bucket, token, gzip)."""
+    """Writes line-protocol batches to ``{url}/api/v2/write`` (org, bucket, token, gzip), or with
+    ``api="v1"`` to InfluxDB 1.x's ``{url}/write`` (database "db" or "db/rp", username and password)."""
 
     def __init__(self, url: str, org: str, bucket: str, token: str, *, timeout: float = 10.0,
-                 learn: Callable[[str, str, str], None] | None = None) -> None:
+                 learn: Callable[[str, str, str], None] | None = None, api: str = "v2",
+                 username: str = "") -> None:
+        if api not in APIS:
+            raise ValueError(f"unknown InfluxDB API {api!r}; use one of {', '.join(APIS)}")
+        if username and api != "v1":
+            raise ValueError('username is for api="v1" only')
         self.url = url.rstrip("/")
+        self.api = api
         self.org = org
         self.bucket = bucket
+        self.username = username
+        self.database, _, self.retention_policy = bucket.partition("/")
         self._token = token
         self.timeout = timeout
         self.learn = learn
@@ -99,13 +137,28 @@ class InfluxSink:
         self.requests = 0
         self._client: Any = None
         self._api: Any = None
+        self._session: Any = None
         self._refused: list[tuple[_BadData, str]] = []
 
     @property
     def where(self) -> str:
+        if self.api == "v1":
+            rp = f", retention policy {self.retention_policy!r}" if self.retention_policy else ""
+            return f"InfluxDB 1.x {self.url} (database {self.database!r}{rp})"
         return f"InfluxDB {self.url} (org {self.org!r}, bucket {self.bucket!r})"
 
     async def open(self) -> InfluxSink:
+        if self.api == "v1":
+            import aiohttp
+
+            headers = {}
+            if self.username:  # HTTP basic auth: never in the URL, so never in an error message
+                cred = base64.b64encode(f"{self.username}:{self._token}".encode()).decode("ascii")
+                headers["Authorization"] = f"Basic {cred}"
+            self._session = aiohttp.ClientSession(headers=headers,
+                                                  timeout=aiohttp.ClientTimeout(total=self.timeout))
+            return self
+
         from influxdb_client.client.influxdb_client_async import InfluxDBClientAsync
 
         self._client = InfluxDBClientAsync(url=self.url, token=self._token or None, org=self.org,
@@ -126,6 +179,9 @@ class InfluxSink:
         if self._client is not None:
             client, self._client = self._client, None
             await client.close()
+        if self._session is not None:
+            session, self._session = self._session, None
+            await session.close()
 
     async def __aenter__(self) -> InfluxSink:
         return await self.open()
@@ -137,6 +193,9 @@ class InfluxSink:
 
     async def _post(self, payload: bytes) -> None:
         """One write request; raises SinkRetryable or _BadData."""
+        if self.api == "v1":
+            await self._post_v1(payload)
+            return
         import aiohttp
         from influxdb_client import WritePrecision
         from influxdb_client.rest import ApiException
@@ -171,6 +230,54 @@ class InfluxSink:
         except (aiohttp.ClientError, OSError) as e:
             reason = str(e) or type(e).__name__
             raise SinkRetryable(f"{self.where}: cannot write: {reason}", "unavailable") from None
+
+    async def _post_v1(self, payload: bytes) -> None:
+        """One InfluxDB 1.x ``/write``; the same taxonomy as v2 (statuses, messages, hints)."""
+        import aiohttp
+
+        if self._session is None:
+            raise SinkRetryable(f"{self.where}: the sink is closed", "config")
+        self.requests += 1
+        params = {"db": self.database, "precision": "ns"}
+        if self.retention_policy:
+            params["rp"] = self.retention_policy
+        body = gzip.compress(payload, compresslevel=GZIP_LEVEL, mtime=0)
+        try:
+            async with self._session.post(f"{self.url}/write", params=params, data=body, headers=_V1_HEADERS,
+                                          allow_redirects=False) as r:
+                if 200 <= r.status < 300:
+                    return
+                status, headers, raw = r.status, r.headers, await r.read()
+        except TimeoutError:
+            raise SinkRetryable(f"{self.where}: no answer within {self.timeout:g}s", "timeout") from None
+        except (aiohttp.ClientError, OSError) as e:
+            reason = str(e) or type(e).__name__
+            raise SinkRetryable(f"{self.where}: cannot write: {reason}", "unavailable") from None
+        text = _v1_error(raw, headers)
+        lowered = text.lower()
+        if status == 413 or (status in BAD_DATA_STATUS and any(h in lowered for h in DATA_ERROR_HINTS)):
+            raise _BadData(status, text)
+        if status in BAD_DATA_STATUS:
+            raise SinkRetryable(f"{self.where} refused the request itself (HTTP {status}: {text}), not "
+                                "lines of it: check [influxdb] url and any proxy in between; points are "
+                                "kept in the spool", "config")
+        if status == 404 and "database not found" in lowered:
+            hint = (f"the database {self.database!r} does not exist: create it (CREATE DATABASE "
+                    f'"{self.database}") or check [influxdb] bucket')
+        elif status == 500 and "retention policy not found" in lowered:
+            hint = (f"the retention policy {self.retention_policy!r} does not exist in database "
+                    f"{self.database!r}: create it or check [influxdb] bucket (\"db/rp\")")
+        elif status in RETRYABLE_STATUS:
+            raise SinkRetryable(f"{self.where} answered HTTP {status}: {text}", "server",
+                                _retry_after(headers))
+        else:
+            hint = {401: "the user name or password was refused: check [influxdb] username and token",
+                    403: f"this user may not write to {self.database!r}: GRANT WRITE ON "
+                         f'"{self.database}" TO the user, or check [influxdb] username',
+                    404: "no InfluxDB 1.x /write there: check [influxdb] url and api"}.get(
+                status, "check [influxdb] url and api")
+        raise SinkRetryable(f"{self.where} answered HTTP {status} ({hint}): {text}; "
+                            "points are kept in the spool", "config")
 
     # ------------------------------------------------------------------ a batch
 

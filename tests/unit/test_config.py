@@ -155,3 +155,55 @@ def test_unknown_env_section_names_the_variable(tmp_path):
         load_settings(p, environ={"NETMGR_SNPM__TIMEOUT": "3"})
     assert ei.value.problems[0].startswith("snpm: unknown key")
     assert ei.value.problems[0].endswith("(from NETMGR_SNPM__TIMEOUT)")
+
+
+def test_influxdb_api_v1_accepted(tmp_path):
+    p = write(tmp_path, '[influxdb]\napi = "v1"\nurl = "http://127.0.0.1:8086"\nbucket = "netmgr/autogen"\n'
+                        'username = "noc"\ntoken = "influx1-s3cret"\n')
+    s, _ = load_settings(p, environ={})
+    assert (s.influxdb.api, s.influxdb.bucket, s.influxdb.username) == ("v1", "netmgr/autogen", "noc")
+    shown = redacted_dict(s)["influxdb"]
+    assert shown["api"] == "v1" and shown["username"] == "noc" and shown["token"] == "**********"
+    # Debian's influxdb 1.6 without auth: neither user nor password; from the environment too.
+    s, _ = load_settings(write(tmp_path, ""), environ={"NETMGR_INFLUXDB__API": "v1"})
+    assert s.influxdb.api == "v1" and s.influxdb.username == ""
+    assert load_settings(write(tmp_path, ""), environ={})[0].influxdb.api == "v2"
+
+
+def test_influxdb_bad_api_refused(tmp_path):
+    p = write(tmp_path, '[influxdb]\napi = "v3"\n')
+    with pytest.raises(ConfigError) as ei:
+        load_settings(p, environ={})
+    assert len(ei.value.problems) == 1
+    assert ei.value.problems[0].startswith("influxdb.api: ")
+    assert "'v2' or 'v1'" in ei.value.problems[0]
+
+
+def test_influxdb_username_with_v2_refused(tmp_path):
+    p = write(tmp_path, '[influxdb]\nusername = "noc"\n')
+    with pytest.raises(ConfigError) as ei:
+        load_settings(p, environ={})
+    assert ei.value.problems == [
+        'influxdb.username: username is for api = "v1" (InfluxDB 1.x /write) only; with api = "v2" remove it '
+        'and put "user:password" in token (InfluxDB 1.8), or set api = "v1"'
+    ]
+    with pytest.raises(ConfigError) as ei:
+        load_settings(write(tmp_path, '[influxdb]\napi = "v2"\n'), environ={"NETMGR_INFLUXDB__USERNAME": "noc"})
+    assert ei.value.problems[0].startswith("influxdb.username: username is for api")
+    assert ei.value.problems[0].endswith("(from NETMGR_INFLUXDB__USERNAME)")
+
+
+def test_influxdb_v1_password_needs_a_user_and_bucket_a_database(tmp_path):
+    p = write(tmp_path, '[influxdb]\napi = "v1"\nbucket = "/autogen"\ntoken = "influx1-s3cret"\n'
+                        'username = "a:b"\n')
+    with pytest.raises(ConfigError) as ei:
+        load_settings(p, environ={})
+    problems = ei.value.problems
+    assert len(problems) == 2
+    assert problems[0].startswith('influxdb.bucket: with api = "v1" bucket is the database')
+    assert problems[1].startswith("influxdb.username: an InfluxDB user name cannot contain ':'")
+    p = write(tmp_path, '[influxdb]\napi = "v1"\ntoken = "influx1-s3cret"\n')
+    with pytest.raises(ConfigError) as ei:
+        load_settings(p, environ={})
+    assert ei.value.problems[0].startswith('influxdb.token: with api = "v1" token is the password of username')
+    assert "influx1-s3cret" not in str(ei.value)
