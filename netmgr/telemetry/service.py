@@ -2,10 +2,10 @@
 
 ::
 
-    submit() -> hub queue --collector--> ring (SQLite, always)
-                   |            \\--encode--> outbox --sender--> InfluxDB
-                   | (full)                     |  (failure, outage, drain)
-                   \\--overflow--encode-----------+--> spool (disk) --replay, oldest first--^
+    submit() -> hub queue --collector--encode--> outbox --sender--> InfluxDB --> ring (SQLite)
+                   |                                |  (failure, outage, drain)      ^
+                   | (full)                         +--> spool (disk) ----------------+
+                   \\--overflow--encode--(no ring)---^      \\--replay, oldest first--> InfluxDB
 
 - :meth:`TelemetryHub.submit` never blocks and never raises: points go to a
   bounded in-memory queue; when it is full they go to a second bounded queue
@@ -13,8 +13,13 @@
   spool (not the ring: the ring is what fell behind); past that they are
   dropped and counted.
 - The collector takes up to ``batch_size`` points every ``flush_interval``
-  (or as soon as a batch is full), encodes them once (line protocol) for
-  InfluxDB and writes them to the ring in a thread.
+  (or as soon as a batch is full) and encodes them once (line protocol).
+- A batch goes to the ring (in a thread, by the ring task) only once it is
+  handed on: written to InfluxDB or appended to the spool (fsync). So what
+  the ring holds has reached InfluxDB or the spool, even when the daemon is
+  SIGKILLed: the province scenario (tests/e2e/test_province.py) checks every
+  ring point against the database. Without an InfluxDB the ring gets every
+  batch at once.
 - The sender writes to InfluxDB. The spool is older than the outbox, so while
   the spool holds anything it is replayed first, record by record, in order.
   A failed write starts capped, jittered backoff; during it, every new batch
@@ -55,6 +60,7 @@ PRUNE_EVERY = 60.0
 BACKOFF_BASE = 1.0
 BACKOFF_MAX = 15.0
 ERROR_LOG_EVERY = 60.0
+SINK_CLOSE_TIMEOUT = 10.0
 
 
 class TelemetryHub:
@@ -120,7 +126,10 @@ class TelemetryService(Service):
         self.hub: TelemetryHub = hub
         self.settings: InfluxSettings = ctx.settings.influxdb
         self.encoder = Encoder()
-        self.outbox: deque[tuple[bytes, int]] = deque()
+        # (line protocol, points in it, the points for the ring once the batch is handed on)
+        self.outbox: deque[tuple[bytes, int, list[Point]]] = deque()
+        self.ring_queue: deque[list[Point]] = deque()
+        self._ring_wake = asyncio.Event()
         self.outbox_points = 0
         self.ring: Ring | None = None
         self.spool: Spool | None = None
@@ -168,7 +177,7 @@ class TelemetryService(Service):
         from netmgr.telemetry.sink import InfluxSink
 
         return await InfluxSink(inf.url, inf.org, inf.bucket, inf.token.get_secret_value(),
-                                learn=self.encoder.learn).open()
+                                learn=self.encoder.learn, api=inf.api, username=inf.username).open()
 
     async def run(self) -> None:
         settings = self.ctx.settings
@@ -183,7 +192,8 @@ class TelemetryService(Service):
             self.ready.set()
             async with asyncio.TaskGroup() as tg:
                 for name, coro in (("collect", self._collect_loop()), ("overflow", self._overflow_loop()),
-                                   ("send", self._send_loop()), ("prune", self._prune_loop()),
+                                   ("send", self._send_loop()), ("ring", self._ring_loop()),
+                                   ("prune", self._prune_loop()),
                                    ("stats", self._stats_loop())):
                     self._tasks[name] = tg.create_task(coro, name=f"telemetry:{name}")
         finally:
@@ -207,7 +217,8 @@ class TelemetryService(Service):
         if self.spool is not None:
             self.spool.max_bytes = new.spool_max_mb * 2**20
         self.settings = new
-        if (new.url, new.org, new.bucket, new.token) == (old.url, old.org, old.bucket, old.token):
+        if ((new.url, new.api, new.org, new.bucket, new.username, new.token)
+                == (old.url, old.api, old.org, old.bucket, old.username, old.token)):
             return
         previous = self.sink
         self.sink = await self._make_sink(new)
@@ -222,8 +233,12 @@ class TelemetryService(Service):
 
     async def _close_sink(self, sink: InfluxSink) -> None:
         async with self._write_lock:
-            with contextlib.suppress(Exception):
+            pass  # a write in flight on the old sink is done; later writes use the new one
+        try:
+            async with asyncio.timeout(SINK_CLOSE_TIMEOUT):
                 await sink.close()
+        except Exception as e:  # noqa: BLE001 - the old sink is gone either way; never hold the sender
+            log.warning("telemetry: closing %s: %s", sink.where, e or type(e).__name__)
 
     # ------------------------------------------------------------------ collector
 
@@ -245,18 +260,35 @@ class TelemetryService(Service):
     async def _collect(self) -> None:
         q = self.hub.queue
         while q:
-            batch = self._take(q)
-            self._to_outbox(batch)
-            await self._ring_write(batch)
+            self._to_outbox(self._take(q))
+            await asyncio.sleep(0)
 
-    def _to_outbox(self, batch: list[Point]) -> None:
+    def _to_outbox(self, batch: list[Point], ring: bool = True) -> None:
+        """Encode for InfluxDB; the ring gets the batch once it is written or spooled (so what the
+        ring shows has reached InfluxDB or the spool, even across a SIGKILL)."""
         if self.sink is None:
+            if ring:
+                self._to_ring(batch)
             return
         payload, n = self.encoder.encode(batch)
         if n:
-            self.outbox.append((payload, n))
+            self.outbox.append((payload, n, batch if ring else []))
             self.outbox_points += n
             self._sender_wake.set()
+        elif ring:
+            self._to_ring(batch)
+
+    def _to_ring(self, batch: list[Point]) -> None:
+        if batch:
+            self.ring_queue.append(batch)
+            self._ring_wake.set()
+
+    async def _ring_loop(self) -> None:
+        while True:
+            await self._ring_wake.wait()
+            self._ring_wake.clear()
+            while self.ring_queue:
+                await self._ring_write(self.ring_queue.popleft())
 
     async def _ring_write(self, batch: list[Point]) -> None:
         ring = self.ring
@@ -276,7 +308,7 @@ class TelemetryService(Service):
             while hub.overflow:
                 batch = self._take(hub.overflow)
                 if self.sink is not None:
-                    self._to_outbox(batch)
+                    self._to_outbox(batch, ring=False)
                     self.ring_skipped += len(batch)
                 else:
                     await self._ring_write(batch)
@@ -315,14 +347,28 @@ class TelemetryService(Service):
                     await asyncio.to_thread(spool.commit, rec)
                 continue
             if self.outbox:
-                payload, n = self.outbox[0]
+                k, payload, n = self._coalesce()
                 if await self._write(payload, n):
-                    self.outbox.popleft()
-                    self.outbox_points -= n
+                    for _ in range(k):
+                        _, m, points = self.outbox.popleft()
+                        self.outbox_points -= m
+                        self._to_ring(points)
                 else:
                     await self._spill()
                 continue
             await self._wait_sender(None)
+
+    def _coalesce(self) -> tuple[int, bytes, int]:
+        """The leading outbox batches that fit in one request of ``batch_size`` points: when the
+        database answers slower than ``flush_interval`` (influxdb 1.6 on a busy machine took ~1.5 s
+        a request in the province scenario), the outbox must not drain one small batch per request."""
+        first, n, _ = self.outbox[0]
+        parts, k = [first], 1
+        while k < len(self.outbox) and n + self.outbox[k][1] <= self.hub.batch_size:
+            parts.append(self.outbox[k][0])
+            n += self.outbox[k][1]
+            k += 1
+        return k, (parts[0] if k == 1 else b"\n".join(parts)), n
 
     def _backoff(self) -> float:
         d = min(BACKOFF_MAX, BACKOFF_BASE * 2 ** max(0, self._failures - 1))
@@ -359,15 +405,17 @@ class TelemetryService(Service):
         """Move the whole outbox, in order, to the end of the spool (one fsync)."""
         if not self.outbox or self.spool is None:
             return
-        batches = list(self.outbox)
+        entries = list(self.outbox)
         self.outbox.clear()
         self.outbox_points = 0
         try:
-            await asyncio.to_thread(self.spool.append_many, batches)
+            await asyncio.to_thread(self.spool.append_many, [(payload, n) for payload, n, _ in entries])
         except OSError as e:
-            lost = sum(n for _, n in batches)
+            lost = sum(n for _, n, _ in entries)
             self.spool_lost += lost
             self._note_error(f"telemetry: cannot write the spool {self.spool.dir}: {e}; {lost} points lost")
+        for _, _, points in entries:
+            self._to_ring(points)
 
     def _note_error(self, message: str) -> None:
         """Remember the error; log it when it changes, and at most once a minute while it repeats."""
@@ -387,7 +435,7 @@ class TelemetryService(Service):
         loop = asyncio.get_running_loop()
         budget = self.ctx.settings.daemon.drain_timeout
         deadline = loop.time() + max(0.5, budget * 0.75 - 0.5)
-        for name in ("collect", "overflow", "send"):
+        for name in ("collect", "overflow", "send", "ring"):
             task = self._tasks.get(name)
             if task is not None and not task.done():
                 task.cancel()
@@ -401,7 +449,7 @@ class TelemetryService(Service):
             self._to_outbox(batch)
         if self.sink is not None and self.spool.pending_bytes == 0 and loop.time() >= self._retry_at:
             while self.outbox and loop.time() < deadline:
-                payload, n = self.outbox[0]
+                k, payload, n = self._coalesce()
                 try:
                     async with asyncio.timeout(deadline - loop.time()):
                         ok = await self._write(payload, n)
@@ -409,13 +457,15 @@ class TelemetryService(Service):
                     ok = False
                 if not ok:
                     break
-                self.outbox.popleft()
-                self.outbox_points -= n
+                for _ in range(k):
+                    _, m, points = self.outbox.popleft()
+                    self.outbox_points -= m
+                    self._to_ring(points)
         await self._spill()
-        for batch in batches:
+        while self.ring_queue:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(max(0.1, deadline + 1.0 - loop.time())):
-                    await self._ring_write(batch)
+                    await self._ring_write(self.ring_queue.popleft())
         log.info("telemetry drained written=%d spooled_points=%d", self.points_written, self.spool.points)
 
     # ------------------------------------------------------------------ housekeeping
