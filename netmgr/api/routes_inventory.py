@@ -85,11 +85,11 @@ async def require_zone(s: AsyncSession, zone: str, field: str = "body.zone") -> 
         raise UsageError(f"{field}: unknown zone {zone}; create it first (netmgr zone add)")
 
 
-def _inventory_changed(request: Request) -> None:
-    """Tell the radio service of this daemon (if any) to re-read the speakers now."""
-    radio = (getattr(request.app.state, "services", None) or {}).get("radio")
-    if radio is not None:
-        radio.inventory_changed()
+def _inventory_changed(request: Request, service: str = "radio") -> None:
+    """Tell this daemon's radio (speakers) or poller (APs) service, if any, to re-read its list now."""
+    svc = (getattr(request.app.state, "services", None) or {}).get(service)
+    if svc is not None:
+        svc.inventory_changed()
 
 
 def tag_filter(items: list[Any], tag: str | None) -> list[Any]:
@@ -141,6 +141,7 @@ async def add_ap(body: ApIn, request: Request, who: Caller) -> dict[str, Any]:
         s.add(ap)
         await s.flush()
         out = ap_out(ap)
+    _inventory_changed(request, "poller")
     return out
 
 
@@ -149,6 +150,7 @@ async def remove_ap(name: str, request: Request, who: Caller, s: Session) -> dic
     ap = await _ap(s, name)
     async with audited_write(request, who, "ap.remove", name, ap.zone) as w:
         await w.delete(await w.merge(ap))
+    _inventory_changed(request, "poller")
     return {"removed": name}
 
 
@@ -180,6 +182,7 @@ async def import_aps(body: ImportIn, request: Request, who: Caller) -> dict[str,
             else:
                 apply_ap(ap, item)
         await s.flush()
+    _inventory_changed(request, "poller")
     return {"created": len(rows) - len(existing), "updated": len(existing)}
 
 

@@ -37,6 +37,7 @@ log = logging.getLogger("netmgr.poller")
 
 GET_CHUNK = 40
 LATE_AFTER = 5.0
+INVENTORY_DEBOUNCE = 0.5
 FLUSH_EVERY = 2.0
 
 
@@ -191,6 +192,7 @@ class Poller:
         self.down_after = down_after
         self.up_after = up_after
         self.sem = asyncio.Semaphore(concurrency)
+        self.sem_size = concurrency
         self.aps: dict[int, ApRuntime] = {}
         self.heap: list[tuple[float, int, int]] = []
         self.listeners: list[Listener] = []
@@ -218,6 +220,24 @@ class Poller:
             new[ap.id] = ap
             heapq.heappush(self.heap, (ap.due, ap.id, ap.generation))
         self.aps = new
+        self.wakeup.set()
+
+    def retune(self, *, interval: float, concurrency: int, down_after: int, up_after: int) -> None:
+        """Apply changed [snmp] settings (SIGHUP): a new interval re-phases every AP from now
+        (state, counters and rates kept); thresholds apply from the next poll."""
+        self.down_after, self.up_after = down_after, up_after
+        if concurrency != self.sem_size:
+            self.sem, self.sem_size = asyncio.Semaphore(concurrency), concurrency
+        if interval == self.interval:
+            return
+        self.interval = interval
+        now = time.monotonic()
+        self.heap = []
+        for ap in self.aps.values():
+            ap.generation += 1
+            ap.due = now + phase(ap.name, interval)
+            self.heap.append((ap.due, ap.id, ap.generation))
+        heapq.heapify(self.heap)
         self.wakeup.set()
 
     async def run(self) -> None:
@@ -313,6 +333,7 @@ class PollerService(Service):
         super().__init__(ctx)
         self.poller: Poller | None = None
         self.poll_ms: deque[float] = deque(maxlen=4096)  # recent poll times, for p50/p99
+        self._inventory_dirty = asyncio.Event()
 
     def _telemetry_listener(self) -> Listener:
         """Each poll's points to the telemetry hub (a few µs per poll: see docs/telemetry.md)."""
@@ -394,11 +415,33 @@ class PollerService(Service):
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self.poller.run(), name="poller:schedule")
                 tg.create_task(every(FLUSH_EVERY, self.flush, "writing AP state", log), name="poller:flush")
+                tg.create_task(self._inventory_loop(), name="poller:inventory")
 
     async def reload(self, settings: Any) -> None:
+        """SIGHUP: the new [snmp] settings (interval, thresholds, timeouts) and the inventory."""
         if self.poller is not None:
+            snmp = settings.snmp
+            self.poller.retune(interval=snmp.interval, concurrency=snmp.concurrency,
+                               down_after=snmp.down_after, up_after=snmp.up_after)
+            # ctx.settings is already the new one: targets get the new timeout and retries.
             self.poller.set_aps(await self._load_inventory())
-            log.info("poller reloaded aps=%d", len(self.poller.aps))
+            log.info("poller reloaded aps=%d interval=%.0fs", len(self.poller.aps), snmp.interval)
+
+    def inventory_changed(self) -> None:
+        """APs were added, changed or removed through the API: re-read them within a second."""
+        self._inventory_dirty.set()
+
+    async def _inventory_loop(self) -> None:
+        while True:
+            await self._inventory_dirty.wait()
+            await asyncio.sleep(INVENTORY_DEBOUNCE)  # an import is many rows: read them once
+            self._inventory_dirty.clear()
+            if self.poller is not None:
+                try:
+                    self.poller.set_aps(await self._load_inventory())
+                    log.info("poller inventory changed aps=%d", len(self.poller.aps))
+                except Exception as e:  # noqa: BLE001 - the store may be away; the next change retries
+                    log.warning("poller: re-reading the APs failed: %s; keeping the current list", e)
 
     async def drain(self) -> None:
         await self.flush()
