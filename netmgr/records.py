@@ -31,12 +31,13 @@ class Record:
 
 def detect_format(name: str, text: str) -> str:
     lower = name.lower()
-    if lower.endswith((".yaml", ".yml")):
-        return "yaml"
+    if lower.endswith((".yaml", ".yml", ".json")):
+        return "yaml"  # JSON is read by the YAML parser (a list of objects)
     if lower.endswith(".csv"):
         return "csv"
     first = text.lstrip().splitlines()[0] if text.strip() else ""
-    return "yaml" if first.startswith(("-", "#", "---")) or (":" in first and "," not in first) else "csv"
+    yaml_like = first.startswith(("-", "#", "---", "[")) or (":" in first and "," not in first)
+    return "yaml" if yaml_like else "csv"
 
 
 def parse_records(text: str, fmt: str, what: str) -> list[Record]:
@@ -53,6 +54,9 @@ def parse_records(text: str, fmt: str, what: str) -> list[Record]:
             data = {k: v for k, v in data.items() if v not in ("", None)}
             if data:
                 out.append(Record(reader.line_num, data))
+        if not out:
+            raise ImportRefused(what, ["line 2: no entries below the header row; if the file is YAML or "
+                                       "JSON, name it .yaml or .json or pass --format yaml"])
         return out
     if fmt == "yaml":
         import yaml

@@ -108,3 +108,16 @@ def test_csv_parent_column_and_depth():
                                            "is 5 levels deep")
     new = zones.check_import(zones.parse_zone_file(text.rsplit("to-1", 1)[0], "csv"), existing={})
     assert [zones.level_of(p) for p, _ in new] == ["province", "district", "commune", "village"]
+
+
+def test_json_files_read_as_yaml_and_a_header_without_rows_is_refused() -> None:
+    """A JSON list of entries imports like YAML (it was read as CSV and imported nothing); a CSV
+    file with only its header row is refused instead of importing nothing in silence."""
+    from netmgr.records import detect_format
+
+    text = '[{"name": "ap-1", "host": "10.0.0.1", "zone": "binh-phuoc"}]'
+    assert detect_format("aps.json", text) == "yaml"
+    assert detect_format("aps.txt", text) == "yaml"
+    assert [r.data["name"] for r in parse_records(text, detect_format("aps.json", text), "ap import")] == ["ap-1"]
+    with pytest.raises(ImportRefused, match="no entries below the header row"):
+        parse_records("name,host,zone\n", "csv", "ap import")
