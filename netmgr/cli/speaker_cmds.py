@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -238,11 +239,29 @@ def command(obj: CliContext, command_id: str, as_json: bool) -> None:
 
 
 @speaker.command("credentials")
-@click.argument("node_id")
+@click.argument("node_id", required=False)
+@click.option("--missing", is_flag=True,
+              help="Every speaker without credentials yet (bulk onboarding); needs --out.")
+@click.option("--zone", default=None, help="With --missing: only this zone and below.")
+@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="With --missing: CSV file (node,username,password) to create, mode 0600.")
 @json_option
 @pass_ctx
-def credentials(obj: CliContext, node_id: str, as_json: bool) -> None:
-    """Create (or replace) the node's MQTT identity. The password is shown once: put it on the node."""
+def credentials(obj: CliContext, node_id: str | None, missing: bool, zone: str | None, out: Path | None,
+                as_json: bool) -> None:
+    """Create (or replace) the node's MQTT identity. The password is shown once: put it on the node.
+
+    With --missing, creates them for every speaker that has none and writes the passwords to a
+    new CSV file (never to the terminal), one line as each is created: if the run stops half
+    way, the file holds every password made so far and a second run does the rest.
+    """
+    if missing:
+        if node_id or not out:
+            raise click.UsageError("--missing takes no NODE_ID and needs --out FILE")
+        _bulk_credentials(obj, zone, out)
+        return
+    if not node_id:
+        raise click.UsageError("give NODE_ID, or --missing --out FILE for every speaker without credentials")
     r = obj.client().post(f"/api/v1/speakers/{node_id}/credentials")
     if as_json:
         echo_json(r)
@@ -252,6 +271,26 @@ def credentials(obj: CliContext, node_id: str, as_json: bool) -> None:
     if r.get("replaced"):
         click.echo("(the node's previous password no longer works once the broker reloads)")
     click.echo(r["note"])
+
+
+def _bulk_credentials(obj: CliContext, zone: str | None, out: Path) -> None:
+
+    client = obj.client()
+    items = client.get("/api/v1/speakers-status", zone=zone)["items"]
+    todo = [i["id"] for i in items if not i["credentials"]]
+    try:
+        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise click.UsageError(f"{out} exists: it may hold passwords not yet put on nodes; "
+                               "move it away or choose another --out") from None
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write("node,username,password\n")
+        for nid in todo:
+            r = client.post(f"/api/v1/speakers/{nid}/credentials")
+            f.write(f"{r['node']},{r['username']},{r['password']}\n")
+            f.flush()
+    click.echo(f"created credentials for {len(todo)} speakers in {out} (mode 0600); "
+               "run `netmgr mqtt render` and reload mosquitto")
 
 
 @speaker.command("remove")

@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 from services import free_port, wait_for
@@ -206,3 +207,26 @@ def test_cli_through_the_api(stack):
     assert "(HTTP 401)" in r.stderr
     netmgr(stack, "ap", "remove", "ap-a1", server=False)
     netmgr(stack, "ap", "remove", "ap-a1", code=1, server=False)
+
+
+def test_bulk_speaker_credentials_go_to_a_new_private_file(stack):
+    """`speaker credentials --missing --out FILE`: one identity per speaker without one, the
+    passwords in a new 0600 file (never on the terminal); an existing file is never overwritten."""
+    token = json.loads(netmgr(stack, "user", "add", "onboarder", "--role", "admin", "--json").stdout)["token"]
+    zone = "quang-tri"
+    netmgr(stack, "zone", "add", zone, "--name", "Quảng Trị", token=token)
+    for i in range(3):
+        netmgr(stack, "speaker", "add", f"qt-{i}", "--zone", zone, token=token)
+    out = stack["tmp"] / f"creds-{time.time_ns()}.csv"
+    r = netmgr(stack, "speaker", "credentials", "--missing", "--zone", zone, "--out", str(out), token=token)
+    assert "created credentials for 3 speakers" in r.stdout
+    rows = out.read_text().splitlines()
+    assert rows[0] == "node,username,password" and sorted(x.split(",")[0] for x in rows[1:]) == ["qt-0", "qt-1", "qt-2"]
+    assert all(x.split(",")[2] not in r.stdout for x in rows[1:])
+    assert out.stat().st_mode & 0o777 == 0o600
+    r = netmgr(stack, "speaker", "credentials", "--missing", "--zone", zone, "--out", str(out), code=2, token=token)
+    assert f"{out} exists" in r.stderr and out.read_text().splitlines() == rows
+    again = out.with_suffix(".2.csv")
+    r = netmgr(stack, "speaker", "credentials", "--missing", "--zone", zone, "--out", str(again), token=token)
+    assert "created credentials for 0 speakers" in r.stdout
+    netmgr(stack, "speaker", "credentials", "--missing", code=2, token=token)  # no --out: refused
