@@ -72,6 +72,9 @@ def _alembic_config(connection: Connection | None = None) -> Any:
     return cfg
 
 
+MIGRATION_LOCK = 0x6E65746D67726D31  # "netmgrm1": the advisory lock key migrations hold
+
+
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
     """Bring the schema to ``revision`` (alembic), inside one transaction where the DB allows.
 
@@ -87,6 +90,13 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
 
     with store_errors(engine):
         async with engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                # Daemons sharing a store all migrate at start: one at a time (the lock ends with this
+                # transaction), the others then find the schema at head. Without it, two first
+                # starts on an empty database fail on pg_type's unique index.
+                from sqlalchemy import text
+
+                await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK})
             await conn.run_sync(run)
 
 

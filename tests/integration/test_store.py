@@ -101,3 +101,18 @@ def test_unreachable_database_is_one_clear_line(tmp_path):
     shown = env["NETMGR_DATABASE__URL"].replace("postgresql://", "postgresql+asyncpg://")
     assert r.stderr.startswith(f"netmgr: error: state store {shown}: cannot open it")
     assert "Traceback" not in r.stderr and len(r.stderr.splitlines()) == 1
+
+
+async def test_daemons_migrating_one_empty_postgres_at_once(postgres):
+    """Two daemons sharing a fresh PostgreSQL store both migrate at start: one waits for the other
+    (advisory lock) instead of failing on a half-created schema."""
+    import asyncio
+
+    url = postgres.fresh_database().replace("postgresql://", "postgresql+asyncpg://")
+    engines = [db.create_engine(url), db.create_engine(url)]
+    try:
+        await asyncio.gather(*(db.upgrade(e) for e in engines))
+        assert await db.current_revision(engines[0]) == db.head_revision()
+    finally:
+        for e in engines:
+            await e.dispose()
