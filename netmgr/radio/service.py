@@ -38,6 +38,7 @@ log = logging.getLogger("netmgr.radio")
 FLUSH_EVERY = 1.0
 INVENTORY_EVERY = 15.0
 SWEEP_EVERY = 0.5
+PENDING_WARN = 50_000
 BACKOFF_BASE, BACKOFF_MAX = 0.5, 10.0  # a broker back after an outage is found within ~10 s
 LOG_EVERY = 60.0  # at most one log line per node and kind of bad message per minute
 STATE_WRITE_EVERY = 30.0  # a node's registry row is rewritten at most this often unless it changes state
@@ -151,6 +152,9 @@ class RadioService(Service):
                     pub = await stack.enter_async_context(aiomqtt.Client(
                         **kwargs, identifier=self.client_id, timeout=10,
                         max_queued_outgoing_messages=100_000, **extra))
+                    # aiomqtt warns once per publish past 10 unacknowledged ones; a schedule push to
+                    # 2,000 nodes is that by design (it logged ~1,000 lines for 1,000 nodes).
+                    pub.pending_calls_threshold = PENDING_WARN
                     clients = [ingest, pub]
                     await ingest.subscribe(
                         [(p.node_topic("+", k), p.QOS[k]) for k in ("status", "telemetry", "reply")])
