@@ -176,6 +176,7 @@ class InfluxSink:
         return self
 
     async def close(self) -> None:
+        self._api = None  # a write after close is refused as "closed", not an aiohttp RuntimeError
         if self._client is not None:
             client, self._client = self._client, None
             await client.close()

@@ -14,6 +14,7 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import waiting
 from services import free_port, http_get
 
 from netmgr.radio.mqtt import Broker
@@ -36,14 +37,8 @@ async def cli(env, *args, ok: bool = True, timeout: float = 120) -> subprocess.C
 
 
 async def until(fn, timeout: float, what: str, interval: float = 0.3):
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        v = await fn()
-        if v:
-            return v
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(interval)
+    """waiting.until, polling less often: these conditions run the CLI."""
+    return await waiting.until(fn, timeout, what, interval)
 
 
 def start_daemon(tmp_path: Path, m, env) -> subprocess.Popen:

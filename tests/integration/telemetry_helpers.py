@@ -6,11 +6,12 @@ import asyncio
 import contextlib
 import json
 import math
-import time
 import urllib.parse
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
+
+import waiting
 
 from netmgr.config import Settings
 from netmgr.daemon import DaemonContext
@@ -46,16 +47,7 @@ async def running_service(settings: Settings) -> AsyncIterator[TelemetryService]
             await task
 
 
-async def wait_until(predicate: Any, timeout: float, what: str, interval: float = 0.05) -> Any:
-    """Poll ``predicate`` (no sleeps as synchronisation: a deadline and a condition)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        v = predicate()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(interval)
+wait_until = waiting.until
 
 
 def idle(svc: TelemetryService) -> bool:

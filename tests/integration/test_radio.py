@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+import waiting
 
 from netmgr.radio import protocol as p
 from netmgr.radio.acl import mosquitto_hash, new_password, render_acl, render_passwd
@@ -28,16 +29,7 @@ def reason(puback: bytes) -> int:
     return puback[2] if len(puback) > 2 else 0
 
 
-async def until(predicate, timeout: float, what: str, interval: float = 0.05):
-    """Wait for ``predicate()`` to be truthy, failing with ``what`` at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        v = predicate()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(interval)
+until = waiting.until  # predicates here are plain functions
 
 
 class Fleet:

@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
+import waiting
 
 from netmgr.store import leader as lk
 from netmgr.store.leader import HELD, LEADER, UNREACHABLE, LeaderLock
@@ -28,18 +29,7 @@ def asyncpg_url(url: str) -> str:
     return url.replace("postgresql://", "postgresql+asyncpg://", 1)
 
 
-async def until(fn, timeout: float, what: str, interval: float = 0.05):
-    """Wait for a condition (sync or async) with a deadline; returns its value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        v = fn()
-        if asyncio.iscoroutine(v):
-            v = await v
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(interval)
+until = waiting.until
 
 
 class Watch:

@@ -9,9 +9,7 @@ message is the real engine's.
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import contextlib
 import gzip
 import json
 import logging
@@ -366,37 +364,3 @@ async def test_the_request_is_v1_write_gzip_and_basic_auth():
     assert kinds[1][:2] == ("server", 7.0) and "HTTP 503: overloaded" in kinds[1][2]
     assert kinds[2][0] == "config" and "no InfluxDB 1.x /write there: check [influxdb] url and api" in kinds[2][2]
     assert all(password not in k[2] for k in kinds)
-
-
-async def test_refused_connection_and_silence_are_retryable_over_v1():
-    async with InfluxSink(f"http://127.0.0.1:{free_port()}", "", "db", "", api="v1") as sink:
-        with pytest.raises(SinkRetryable) as e:
-            await sink.write(b"m v=1i 1")
-        assert e.value.kind == "unavailable" and "cannot write" in str(e.value)
-    await sink.close()  # closing twice is harmless
-    with pytest.raises(SinkRetryable) as e:
-        await sink.write(b"m v=1i 1")
-    assert e.value.kind == "config" and "closed" in str(e.value)
-
-    accepted = asyncio.Event()
-
-    async def never_answer(reader, writer):
-        accepted.set()
-        with contextlib.suppress(Exception):
-            await reader.read()  # hold the connection, say nothing
-        writer.close()
-
-    server = await asyncio.start_server(never_answer, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    try:
-        async with InfluxSink(f"http://127.0.0.1:{port}", "", "db", "", api="v1", timeout=0.5) as sink:
-            t0 = time.monotonic()
-            with pytest.raises(SinkRetryable) as e:
-                await sink.write(b"m v=1i 1")
-            assert e.value.kind == "timeout" and "no answer within 0.5s" in str(e.value)
-            assert accepted.is_set() and time.monotonic() - t0 < 5
-    finally:
-        server.close()
-        await server.wait_closed()
-    with pytest.raises(ValueError, match="unknown InfluxDB API"):
-        InfluxSink("http://x", "", "db", "", api="v3")

@@ -143,11 +143,19 @@ async def test_unknown_bucket_names_url_org_bucket_and_keeps_the_batch(influxdb1
     assert "sekrit-token" not in msg
 
 
-async def test_refused_connection_and_silence_are_retryable():
-    async with InfluxSink(f"http://127.0.0.1:{free_port()}", "o", "b", "") as sink:
+@pytest.mark.parametrize("api", ["v2", "v1"])
+async def test_refused_connection_and_silence_are_retryable(api: str):
+    """Both write APIs: nobody listening and a server that never answers are retryable; a closed
+    sink refuses (config) instead of writing nowhere."""
+    org, bucket = ("o", "b") if api == "v2" else ("", "db")
+    async with InfluxSink(f"http://127.0.0.1:{free_port()}", org, bucket, "", api=api) as sink:
         with pytest.raises(SinkRetryable) as e:
             await sink.write(b"m v=1i 1")
         assert e.value.kind == "unavailable" and "cannot write" in str(e.value)
+    await sink.close()  # closing twice is harmless
+    with pytest.raises(SinkRetryable) as e:
+        await sink.write(b"m v=1i 1")
+    assert e.value.kind == "config" and "closed" in str(e.value)
 
     accepted = asyncio.Event()
 
@@ -160,7 +168,7 @@ async def test_refused_connection_and_silence_are_retryable():
     server = await asyncio.start_server(never_answer, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     try:
-        async with InfluxSink(f"http://127.0.0.1:{port}", "o", "b", "", timeout=0.5) as sink:
+        async with InfluxSink(f"http://127.0.0.1:{port}", org, bucket, "", api=api, timeout=0.5) as sink:
             t0 = time.monotonic()
             with pytest.raises(SinkRetryable) as e:
                 await sink.write(b"m v=1i 1")
@@ -169,6 +177,8 @@ async def test_refused_connection_and_silence_are_retryable():
     finally:
         server.close()
         await server.wait_closed()
+    with pytest.raises(ValueError, match="unknown InfluxDB API"):
+        InfluxSink("http://x", "", "db", "", api="v3")
 
 
 # --------------------------------------------------------------------------- the engine as oracle
