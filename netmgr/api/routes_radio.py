@@ -168,8 +168,9 @@ async def send_command(body: CommandIn, request: Request, who: Caller) -> dict[s
 async def get_command(command_id: str, request: Request, _: Caller, s: Session) -> dict[str, Any]:
     """A command and every target node's state with the time each state was reached."""
     svc = (getattr(request.app.state, "services", None) or {}).get("radio")
-    if svc is not None and command_id in svc.tracker.commands:
-        return svc.tracker.commands[command_id].to_dict()
+    tc = svc.tracker.commands.get(command_id) if svc is not None else None
+    if tc is not None and not tc.dropped:  # compacted ones: every delivery is in the store
+        return tc.to_dict()
     c = await s.get(Command, command_id)
     if c is None:
         raise NotFound(f"command {command_id!r} not found")

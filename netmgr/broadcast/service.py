@@ -443,13 +443,12 @@ class SchedulerService(Service):
             played = s.get("done", 0) + s.get("playing", 0)
             accepted = played + s.get("accepted", 0)
             offline = s.get("offline", 0) + s.get("timeout", 0)
-            figures = (len(tc.deliveries), accepted, played, s.get("error", 0) + s.get("expired", 0), offline)
+            figures = (tc.total, accepted, played, s.get("error", 0) + s.get("expired", 0), offline)
             if figures == last:
                 if tc.complete:
                     del self.outcomes[oid]
                 continue
-            lat = sorted(d.times["accepted"] - tc.published_wall for d in tc.deliveries.values()
-                         if "accepted" in d.times and tc.published_wall)
+            lat = radio.tracker.accept_latencies(tc)
             points.append(broadcast_point(
                 self.zones.get(prog.id, ""), prog.priority.value, prog.id, start, prog.title,
                 targets=figures[0], accepted=accepted, played=played, failed=figures[3], offline=offline,

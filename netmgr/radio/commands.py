@@ -29,6 +29,7 @@ RANK = {"queued": 0, "offline": 1, "sent": 1, "timeout": 2, "accepted": 3, "play
 FINAL = frozenset({"done", "error", "expired"})
 # Methods that never play: their delivery ends at done (or error) without playing.
 QUICK = frozenset({"stop", "volume", "sync", "reboot", "ping"})
+COMPACT_AFTER = 120.0  # seconds after expiry: a finished command keeps only its non-final deliveries
 
 
 def new_command_id() -> str:
@@ -85,13 +86,20 @@ class TrackedCommand:
     published_wall: float | None = None
     first_ack: float | None = None    # monotonic time of the first accepted (or done)
     dirty: bool = True
+    # Final deliveries dropped from memory once stored (Tracker.sweep): their count by state.
+    dropped: dict[str, int] = field(default_factory=dict)
+    dropped_accept_s: list[float] = field(default_factory=list)  # their accept latencies, for reports
+
+    @property
+    def total(self) -> int:
+        return len(self.deliveries) + sum(self.dropped.values())
 
     @property
     def expired(self) -> bool:
         return time.time() >= self.cmd.expires
 
     def summary(self) -> dict[str, int]:
-        out: dict[str, int] = {}
+        out: dict[str, int] = dict(self.dropped)
         for d in self.deliveries.values():
             out[d.state] = out.get(d.state, 0) + 1
         return out
@@ -109,7 +117,7 @@ class TrackedCommand:
             "issued": _iso(c.issued), "expires": _iso(c.expires), "issued_by": self.issued_by,
             "targets": {"nodes": self.nodes, "zones": self.zones},
             "published": _iso(self.published_wall) if self.published_wall else None,
-            "total": len(self.deliveries), "summary": self.summary(), "complete": self.complete,
+            "total": self.total, "summary": self.summary(), "complete": self.complete,
         }
         if deliveries:
             out["deliveries"] = [d.to_dict() for d in sorted(self.deliveries.values(),
@@ -120,10 +128,12 @@ class TrackedCommand:
 class Tracker:
     """Commands in flight and recently finished, by id; replies are matched here."""
 
-    def __init__(self, keep_s: float = 3600.0, ack_timeout: float = 10.0) -> None:
+    def __init__(self, keep_s: float = 3600.0, ack_timeout: float = 10.0,
+                 compact_after: float = COMPACT_AFTER) -> None:
         self.commands: dict[str, TrackedCommand] = {}
         self.keep_s = keep_s
         self.ack_timeout = ack_timeout
+        self.compact_after = compact_after
 
     def add(self, tc: TrackedCommand) -> None:
         for n in tc.nodes:
@@ -138,7 +148,8 @@ class Tracker:
             return "unknown"
         d = tc.deliveries.get(node_id)
         if d is None:
-            return "stranger"
+            # A final delivery dropped from memory (stored): a repeated reply, nothing moves.
+            return "stale" if tc.dropped and node_id in tc.nodes else "stranger"
         state = reply.status
         error = reply.error
         if state == "error" and error and error.startswith("expired"):
@@ -193,4 +204,24 @@ class Tracker:
                 changed.append(tc)
             if tc.complete and not tc.dirty and now - tc.cmd.expires > self.keep_s:
                 del self.commands[cid]
+            elif tc.complete and not tc.dirty and now - tc.cmd.expires > self.compact_after:
+                self._compact(tc)
         return changed
+
+    @staticmethod
+    def _compact(tc: TrackedCommand) -> None:
+        """Drop the stored final deliveries of a finished command; keep the nodes that were offline
+        (one may still report a playback from its cached schedule). A program every minute to
+        1,000 nodes kept ~1 MB a minute for ``keep_s`` (the province soak's RSS growth)."""
+        gone = [n for n, d in tc.deliveries.items() if d.state in FINAL and not d.dirty]
+        for n in gone:
+            d = tc.deliveries.pop(n)
+            tc.dropped[d.state] = tc.dropped.get(d.state, 0) + 1
+            if "accepted" in d.times and tc.published_wall:
+                tc.dropped_accept_s.append(d.times["accepted"] - tc.published_wall)
+
+    def accept_latencies(self, tc: TrackedCommand) -> list[float]:
+        """Seconds from the publish to each node's accept, dropped deliveries included; sorted."""
+        live = [d.times["accepted"] - tc.published_wall for d in tc.deliveries.values()
+                if "accepted" in d.times and tc.published_wall]
+        return sorted(live + tc.dropped_accept_s)
