@@ -14,7 +14,6 @@ import gzip
 import json
 import logging
 import math
-import os
 import time
 
 import fleet
@@ -22,23 +21,13 @@ import pytest
 from aiohttp import web
 from services import free_port
 from telemetry_helpers import idle, running_service, settings_for, wait_until
+from test_telemetry_sink import rows
+from test_telemetry_vm import province_points, run_id
 
 from netmgr.telemetry import points as points_mod
 from netmgr.telemetry.lineproto import MAX_TAG, Encoder
-from netmgr.telemetry.points import Point, ap_points, broadcast_point, netmgr_point, speaker_point
+from netmgr.telemetry.points import Point, netmgr_point, speaker_point
 from netmgr.telemetry.sink import InfluxSink, SinkRetryable
-
-
-def run_id(tag: str) -> str:
-    return f"{tag}{os.getpid()}x{time.time_ns() % 10**9}"
-
-
-def rows(influxdb1, db: str, q: str) -> list[dict]:
-    out = []
-    for series in influxdb1.query(q, db=db)["results"][0].get("series", []):
-        for values in series["values"]:
-            out.append({"tags": series.get("tags", {}), **dict(zip(series["columns"], values, strict=True))})
-    return out
 
 
 def stored(influxdb1, db: str, measurement: str, where: str) -> dict[tuple[frozenset, int], dict]:
@@ -80,22 +69,6 @@ def compare(influxdb1, db: str, measurement: str, where: str, pts: list[Point]) 
                 # InfluxQL answers JSON numbers: int64 beyond 2^53 would come back rounded.
                 assert math.isclose(g, v, rel_tol=1e-12, abs_tol=1e-12), (measurement, key, k, g, v)
     return len(want)
-
-
-def province_points(run: str, ts: int) -> list[Point]:
-    points_mod._last_net.clear()
-    pts: list[Point] = []
-    for ap in fleet.ap_fleet(12):
-        ap.name = f"{run}-{ap.name}"
-        pts += ap_points(ap, ts)
-    for i in range(15):
-        pts.append(speaker_point(f"{run}-spk-{i:02d}", f"binh-phuoc/d{i % 3}/c{i}", fleet.speaker_telemetry(i),
-                                 True, ts))
-    pts.append(broadcast_point(f"{run}/dong-xoai/tan-phu", "emergency", 7, "2024-05-01T05:00:00+07:00",
-                               "Bão số 5", targets=15, accepted=14, played=13, failed=1, offline=1, late=2,
-                               latency_ms=812.5, ts_ns=ts))
-    pts.append(netmgr_point("telemetry", {"queue_depth": 3, "points_written": 10}, ts, host=run))
-    return pts
 
 
 def speakers(run: str, n: int, ts: int) -> list[Point]:
