@@ -44,6 +44,18 @@ RELOAD_EVERY = 30.0       # on a shared store, programs are re-read this often (
 CHANNEL = "netmgr_scheduler"  # NOTIFY channel: "programs changed" between daemons sharing a store
 
 
+async def _logged_failure(coro: Awaitable[Any], what: str) -> None:
+    """Run one round of a loop; a failure is logged (one line for netmgr's own errors, a traceback
+    for anything else) and the loop goes on."""
+    try:
+        await coro
+    except Exception as e:
+        if isinstance(e, NetmgrError):
+            log.error("%s: %s", what, e)
+        else:
+            log.exception("%s", what)
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -226,13 +238,7 @@ class SchedulerService(Service):
             self._wake.clear()
             if self._changed:
                 self._changed = False
-                try:
-                    await self.load()
-                except Exception as e:
-                    if isinstance(e, NetmgrError):
-                        log.error("reading programs failed: %s", e)
-                    else:
-                        log.exception("reading programs failed")
+                await _logged_failure(self.load(), "reading programs failed")
 
     async def _tick_loop(self) -> None:
         """A tick every second, or at once when woken (a `broadcast now` must not wait for it)."""
@@ -243,13 +249,7 @@ class SchedulerService(Service):
             except TimeoutError:
                 pass
             self._wake.clear()
-            try:
-                await self.tick()
-            except Exception as e:
-                if isinstance(e, NetmgrError):
-                    log.error("scheduling occurrences failed: %s", e)
-                else:
-                    log.exception("scheduling occurrences failed")
+            await _logged_failure(self.tick(), "scheduling occurrences failed")
 
     async def _schedules_loop(self) -> None:
         while True:
