@@ -70,6 +70,14 @@ class Principal:
         e.zone = zone  # type: ignore[attr-defined] - lets the audit log record where it was refused
         raise e
 
+    def require_writer(self, what: str) -> None:
+        """Raise Forbidden unless this principal may write somewhere (an admin or an operator):
+        checked before a request's body is parsed, so a viewer's import costs nothing."""
+        if self.role not in ("admin", "operator"):
+            e = Forbidden(f"{self.role} '{self.name}' may not {what}: viewers have read-only access")
+            e.zone = None  # type: ignore[attr-defined]
+            raise e
+
     def require_admin(self, what: str) -> None:
         """Raise Forbidden unless this principal is an admin."""
         if self.role != "admin":

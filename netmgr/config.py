@@ -83,6 +83,8 @@ class ApiSettings(Section):
     host: str = "127.0.0.1"
     port: int = Field(8470, ge=0, le=65535)
     public_url: str = Field("", description="base URL speaker nodes use to fetch media")
+    max_body_mb: int = Field(8, ge=1, le=1024, description="largest request body (imports, programs) in "
+                             "MB; media uploads have [media] max_mb")
 
 
 class SnmpSettings(Section):

@@ -12,15 +12,17 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
 from netmgr import zones
 from netmgr.records import ImportRefused, Record
+from netmgr.refs import NODE_ID
+from netmgr.text import check_name
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-NODE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 HOST = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,253})$")
 
 
@@ -130,6 +132,11 @@ class SpeakerIn(Located):
             raise ValueError("node id: 1-64 lowercase ASCII letters, digits and '-' "
                              "(it is the MQTT identity)")
         return v
+
+    @field_validator("name", "model")
+    @classmethod
+    def _printable(cls, v: str, info: ValidationInfo) -> str:
+        return check_name(v, f"speaker {info.field_name}")
 
 
 AP_FLAT_SNMP = ("version", "community", "v3_user", "auth_proto", "auth_key", "priv_proto", "priv_key")

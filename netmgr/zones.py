@@ -12,6 +12,7 @@ import unicodedata
 from typing import Any
 
 from netmgr.records import ImportRefused, Record, parse_records
+from netmgr.text import check_name
 
 LEVELS = ("province", "district", "commune", "village")
 SEGMENT = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
@@ -56,6 +57,19 @@ def is_within(path: str, scope: str) -> bool:
     return path == scope or path.startswith(scope + "/")
 
 
+def common_zone(paths: list[str]) -> str | None:
+    """The deepest zone containing every one of ``paths`` (None when they share no province)."""
+    if not paths:
+        return None
+    common = paths[0]
+    for z in paths[1:]:
+        while not is_within(z, common):
+            if "/" not in common:
+                return None
+            common = common.rsplit("/", 1)[0]
+    return common
+
+
 def slugify(name: str) -> str:
     """``"Tân Phú"`` -> ``"tan-phu"``; ``"Đồng Xoài"`` -> ``"dong-xoai"``."""
     s = name.replace("đ", "d").replace("Đ", "D")
@@ -65,8 +79,9 @@ def slugify(name: str) -> str:
 
 
 def normalize_name(name: str) -> str:
-    """The display name NFC-normalised and stripped; ValueError if empty or too long."""
-    name = unicodedata.normalize("NFC", str(name)).strip()
+    """The display name NFC-normalised and stripped; ValueError if empty, too long or holding
+    a control character."""
+    name = check_name(str(name), "zone name")
     if not name:
         raise ValueError("zone name is empty")
     if len(name) > 255:

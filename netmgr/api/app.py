@@ -19,10 +19,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from netmgr import __version__
 from netmgr.api.deps import Unauthorized
-from netmgr.errors import Conflict, Forbidden, NetmgrError, NotFound, UsageError
+from netmgr.errors import Conflict, Forbidden, NetmgrError, NotFound, Retryable, UsageError
 
 log = logging.getLogger("netmgr.api")
-STATUS = {Unauthorized: 401, Forbidden: 403, NotFound: 404, Conflict: 409, UsageError: 422}
+MB = 1024 * 1024
+STATUS = {Unauthorized: 401, Forbidden: 403, NotFound: 404, Conflict: 409, UsageError: 422, Retryable: 503}
+RETRY_AFTER = "5"  # seconds: a store failover or a service restart takes about that long
 
 
 def _status_of(exc: NetmgrError) -> int:
@@ -30,6 +32,67 @@ def _status_of(exc: NetmgrError) -> int:
         if isinstance(exc, cls):
             return code
     return 400
+
+
+class BodyLimit:
+    """Refuse a request body over ``[api] max_body_mb`` with 413, before anything parses it.
+
+    A declared Content-Length over the limit is answered at once; a chunked body is counted
+    as it arrives and cut off at the limit (an HTTPException from ``receive`` reaches the
+    client as 413 whether FastAPI or a route reads the body). Media uploads stream to disk
+    under their own limit ([media] max_mb) and are left alone.
+    """
+
+    def __init__(self, app: Any, limit: Callable[[], int]) -> None:
+        self.app, self.limit = app, limit
+
+    @staticmethod
+    def _exempt(scope: dict[str, Any]) -> bool:
+        return scope["method"] == "POST" and scope["path"].rstrip("/") == "/api/v1/media"
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or self._exempt(scope):
+            await self.app(scope, receive, send)
+            return
+        limit = self.limit()
+        msg = (f"request body over the {limit / MB:g} MB limit ([api] max_body_mb); send a smaller "
+               "file (split an import in parts) or raise the limit")
+        declared = dict(scope.get("headers") or ()).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > limit:
+            await JSONResponse({"error": msg, "detail": None}, status_code=413,
+                               headers={"Connection": "close"})(scope, receive, send)
+            return
+        seen = 0
+
+        async def limited() -> Any:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise StarletteHTTPException(413, msg)
+            return message
+
+        await self.app(scope, limited, send)
+
+
+def store_unreachable(exc: BaseException) -> bool:
+    """True for a failure to reach the database (refused, reset, timed out, failing over):
+    a 503 the client may retry, not a 500."""
+    from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+    for e in (exc, exc.__cause__, exc.__context__):
+        if isinstance(e, OperationalError | InterfaceError):
+            return True
+        if isinstance(e, DBAPIError) and e.connection_invalidated:
+            return True
+        if isinstance(e, ConnectionError | TimeoutError):
+            return True
+        if type(e).__module__.startswith("asyncpg") and type(e).__name__ in (
+                "CannotConnectNowError", "ConnectionDoesNotExistError", "ConnectionFailureError",
+                "AdminShutdownError", "TooManyConnectionsError"):
+            return True
+    return False
 
 
 def _loc(loc: tuple[Any, ...]) -> str:
@@ -52,10 +115,12 @@ def create_app(settings: Any, sessions: Any, health: Callable[[], dict[str, Any]
     app.state.settings = settings
     app.state.sessions = sessions
     app.state.services = {}  # the daemon's services by name (radio, ...), set by ApiService
+    app.add_middleware(BodyLimit, limit=lambda: app.state.settings.api.max_body_mb * MB)
 
     @app.exception_handler(NetmgrError)
     async def netmgr_error(_: Request, exc: NetmgrError) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthorized) else None
+        headers = ({"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthorized)
+                   else {"Retry-After": RETRY_AFTER} if isinstance(exc, Retryable) else None)
         detail = getattr(exc, "problems", None)
         return JSONResponse({"error": str(exc).splitlines()[0] if detail else str(exc), "detail": detail},
                             status_code=_status_of(exc), headers=headers)
@@ -70,6 +135,21 @@ def create_app(settings: Any, sessions: Any, health: Callable[[], dict[str, Any]
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         return JSONResponse({"error": str(exc.detail), "detail": None}, status_code=exc.status_code)
+
+    async def store_error(request: Request, exc: Exception) -> JSONResponse:
+        if not store_unreachable(exc):
+            return await unexpected(request, exc)
+        log.warning("state store unreachable method=%s path=%s error=%s", request.method,
+                    request.url.path, type(exc).__name__)
+        return JSONResponse({"error": "the state store is unreachable; retry shortly (the "
+                             "daemon's log and /healthz say more)", "detail": None},
+                            status_code=503, headers={"Retry-After": RETRY_AFTER})
+
+    # Registered by class (not under Exception), so the 503 is the answer and nothing re-raises.
+    from sqlalchemy.exc import DBAPIError
+
+    app.add_exception_handler(DBAPIError, store_error)
+    app.add_exception_handler(OSError, store_error)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -76,12 +76,16 @@ async def principal(request: Request, s: Annotated[AsyncSession, Depends(session
     """The caller, from ``Authorization: Bearer <token>``; 401 otherwise (audited on writes)."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
+    writing = request.method not in ("GET", "HEAD", "OPTIONS")
     if scheme.lower() != "bearer" or not token.strip():
+        if writing:  # every refused write is in the audit log, with or without a token
+            await record_audit(request, None, f"{request.method} {request.url.path}", "", None,
+                               "denied", "missing bearer token")
         raise Unauthorized("missing bearer token: send 'Authorization: Bearer <token>' "
                            "(netmgr login, or NETMGR_TOKEN)")
     user = await authenticate(s, token.strip())
     if user is None:
-        if request.method not in ("GET", "HEAD", "OPTIONS"):
+        if writing:
             await record_audit(request, None, f"{request.method} {request.url.path}", "", None,
                                "denied", "invalid or disabled token")
         raise Unauthorized("invalid or disabled token")
@@ -95,44 +99,54 @@ async def audited_write(request: Request, who: Principal, action: str, target: s
     """One write: authorize, run it in one transaction, audit it either way.
 
     ``check="zone"`` requires write permission in ``zone``; ``"admin"`` requires an
-    admin; None leaves authorization to the caller (inside the block). A refusal is
-    audited in its own transaction as ``denied``; a failed write as ``error``; a
+    admin; ``"writer"`` an admin or an operator (the zones are checked inside); None
+    leaves authorization to the caller (inside the block). A refusal is audited
+    in its own transaction as ``denied``; a failed write as ``error``; a
     successful one as ``ok`` in the write's own transaction, so the log and the
     data cannot disagree. The block gets the request's session (or a new one when
-    called outside a request's dependencies).
+    called outside a request's dependencies); a block that learns the zone the write
+    affects only once it has read the store sets ``session.info["audit_zone"]``, so
+    the entry carries it and the commune's operator sees it in their audit view.
     """
     try:
         if check == "zone":
             who.require_write(zone, action)
         elif check == "admin":
             who.require_admin(action)
+        elif check == "writer":
+            who.require_writer(action)
     except Forbidden as e:
         await record_audit(request, who, action, target, getattr(e, "zone", None) or zone, "denied", str(e))
         raise
     shared = getattr(request.state, "db", None)
     async with contextlib.AsyncExitStack() as stack:
         s = shared if shared is not None else await stack.enter_async_context(sessions_of(request)())
+        s.info.pop("audit_zone", None)
         try:
             yield s
+            zone = s.info.pop("audit_zone", zone)
             s.add(AuditEntry(actor=who.name, role=who.role, action=action, target=target[:255],
                              zone=zone, outcome="ok", detail=detail[:2000], remote=remote_of(request)))
             await s.commit()
         except Forbidden as e:
+            zone = getattr(e, "zone", None) or s.info.pop("audit_zone", zone)
             await _rollback(s)
-            await record_audit(request, who, action, target, getattr(e, "zone", None) or zone, "denied",
-                               str(e))
+            await record_audit(request, who, action, target, zone, "denied", str(e))
             raise
         except IntegrityError as e:
+            zone = s.info.pop("audit_zone", zone)
             await _rollback(s)
             msg = f"{action} {target}: conflicts with what is stored (duplicate or in use)"
             await record_audit(request, who, action, target, zone, "error", msg)
             raise Conflict(msg) from e
         except NetmgrError as e:
+            zone = s.info.pop("audit_zone", zone)
             await _rollback(s)
             await record_audit(request, who, action, target, zone, "error", str(e))
             raise
         except Exception as e:
             # Unexpected (a store outage, a bug): still audited, then a 500 from the app's handler.
+            zone = s.info.pop("audit_zone", zone)
             await _rollback(s)
             await record_audit(request, who, action, target, zone, "error", f"{type(e).__name__}: {e}")
             raise

@@ -81,7 +81,8 @@ async def list_audit(
     action: str | None = None,
     limit: Annotated[int, Query(ge=1, le=10000)] = 200,
 ) -> dict[str, Any]:
-    """Newest first. Operators see their own actions and those in their zones."""
+    """Newest first. Operators see their own actions and those in their zones; viewers all
+    but the administration of users; admins all."""
     q = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)
     if since:
         q = q.where(AuditEntry.ts >= (since if since.tzinfo else since.replace(tzinfo=UTC)))
@@ -93,9 +94,14 @@ async def list_audit(
         q = q.where(AuditEntry.action.startswith(action))
     if zone:
         q = q.where(or_(AuditEntry.zone == zone, AuditEntry.zone.startswith(zone + "/")))
+    # Who reads what (docs/architecture.md, "Who may read what"): admins everything; viewers
+    # (the NOC) everything but the administration of people (user.*: who was given which
+    # rights); operators their own actions and what happened in their zones.
     if who.role == "operator":
         scope = [AuditEntry.actor == who.name]
         for z in who.zones:
             scope += [AuditEntry.zone == z, AuditEntry.zone.startswith(z + "/")]
         q = q.where(or_(*scope))
+    elif who.role != "admin":
+        q = q.where(~AuditEntry.action.startswith("user."))
     return page([audit_out(a) for a in await s.scalars(q)])

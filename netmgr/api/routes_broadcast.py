@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import func, select
@@ -18,12 +18,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from netmgr.api.deps import audited_write, page, principal, session
 from netmgr.auth import Principal
+from netmgr.broadcast.model import MAX_TEXT
 from netmgr.errors import Conflict, Forbidden, NotFound, UsageError
+from netmgr.refs import NodeId, Text, Title, ZonePath
 from netmgr.store.models import CommandDelivery, OccurrenceRow, ProgramRow, Speaker, Zone
 
 router = APIRouter()
 Caller = Annotated[Principal, Depends(principal)]
 Session = Annotated[AsyncSession, Depends(session)]
+# Store ids are 64-bit: a larger number is refused at the edge (422), not by the database (500).
+ProgramId = Annotated[int, Path(ge=1, le=2**63 - 1, description="a program id (netmgr broadcast list)")]
 
 
 class ProgramIn(BaseModel):
@@ -31,12 +35,12 @@ class ProgramIn(BaseModel):
 
     model_config = {"extra": "forbid"}
 
-    title: str
+    title: Title
     content: dict[str, Any]
     targets: dict[str, Any]
     when: dict[str, Any]
     duration: str | int = Field(description="seconds, or 30m, 1h, 1h30m")
-    volume: int = 80
+    volume: int = Field(80, ge=0, le=100)
     priority: Literal["normal", "priority", "emergency"] = "normal"
     force: bool = Field(False, description="schedule despite an overlap with an equal-priority program")
 
@@ -139,6 +143,16 @@ def program_out(row: ProgramRow, prog: Any, tz: str, *, now: datetime | None = N
 @router.post("/programs", tags=["broadcasts"], status_code=201)
 async def create_program(body: ProgramIn, request: Request, who: Caller) -> dict[str, Any]:
     """Schedule a program. 409 names an overlapping equal-priority program unless ``force``."""
+    return await schedule(body, request, who)
+
+
+async def schedule(body: ProgramIn, request: Request, who: Principal, *,
+                   duration_from_content: bool = False) -> dict[str, Any]:
+    """Validate, authorize, then (and only then) do the work: speak text, check media, store.
+
+    With ``duration_from_content`` the program lasts as long as its audio (``broadcast/now``
+    without a duration), known only once the text is spoken.
+    """
     from netmgr.broadcast.model import new_program
     from netmgr.broadcast.planner import check_conflicts
 
@@ -147,14 +161,22 @@ async def create_program(body: ProgramIn, request: Request, who: Caller) -> dict
     data["duration_s"] = body.duration
     data["created_by"] = who.name
     data["timezone"] = tz
-    action = "program.add"
-    async with audited_write(request, who, action, body.title[:200], None, check=None,
+    async with audited_write(request, who, "program.add", body.title[:200], None, check=None,
                              detail=f"priority={body.priority} force={body.force}") as s:
         prog = new_program(data, tz=tz)  # validates everything, refuses the past, bad rules, ...
         zone = await authorize_targets(s, who, prog.targets, prog.priority.value, "schedule broadcasts")
+        s.info["audit_zone"] = zone
+        if prog.content.kind == "media":
+            require_media(request, prog.content.media_id, "content.media_id")
         if prog.content.kind == "text":
             await synthesize_if_text(request, data, who)
             prog = new_program(data, tz=tz)
+        if duration_from_content:
+            media_id = getattr(prog.content, "media_id", None)
+            seconds = content_seconds(request, media_id) if media_id else None
+            if seconds is not None:
+                data["duration_s"] = seconds
+                prog = new_program(data, tz=tz)
         index = await zone_index(s)
         index.resolve(prog.targets, strict=True)
         conflicts = check_conflicts(prog, await load_programs(s), index)
@@ -172,6 +194,23 @@ async def create_program(body: ProgramIn, request: Request, who: Caller) -> dict
     if sched is not None:
         sched.changed()
     return out
+
+
+def require_media(request: Request, media_id: str, field: str) -> None:
+    """UsageError unless the media exists: nodes would fetch a 404 at play time."""
+    from netmgr.media.store import store_of
+
+    if store_of(request.app.state.settings).get(media_id) is None:
+        raise UsageError(f"{field}: media {media_id} does not exist; upload it first "
+                         "(netmgr media add) or pick one from `netmgr media list`")
+
+
+def content_seconds(request: Request, media_id: str) -> str | None:
+    """How long a stored media plays, as a duration (whole seconds, rounded up)."""
+    from netmgr.media.store import store_of
+
+    m = store_of(request.app.state.settings).get(media_id)
+    return None if m is None else f"{max(1, int(m.duration_s + 0.999))}s"
 
 
 @router.get("/programs", tags=["broadcasts"])
@@ -206,7 +245,7 @@ async def occurrence_summaries(s: AsyncSession, occ_ids: list[str]) -> dict[str,
 
 
 @router.get("/programs/{program_id}", tags=["broadcasts"])
-async def get_program(program_id: int, request: Request, _: Caller, s: Session) -> dict[str, Any]:
+async def get_program(program_id: ProgramId, request: Request, _: Caller, s: Session) -> dict[str, Any]:
     """A program, its next occurrences and the delivery of its recent ones."""
     from netmgr.broadcast import timeparse as tp
     from netmgr.broadcast.model import Program
@@ -240,7 +279,7 @@ def occurrence_out(o: OccurrenceRow, summary: dict[str, int], tz: str) -> dict[s
 
 
 @router.delete("/programs/{program_id}", tags=["broadcasts"])
-async def cancel_program(program_id: int, request: Request, who: Caller, s: Session) -> dict[str, Any]:
+async def cancel_program(program_id: ProgramId, request: Request, who: Caller, s: Session) -> dict[str, Any]:
     """Cancel a program: no further occurrences; nodes get schedules without it."""
     from netmgr.broadcast.model import Program
 
@@ -252,7 +291,8 @@ async def cancel_program(program_id: int, request: Request, who: Caller, s: Sess
     prog = Program.model_validate({**row.data, "id": row.id})
     async with audited_write(request, who, "program.cancel", f"{program_id} {row.title}"[:200], row.zone,
                              check=None) as w:
-        await authorize_targets(w, who, prog.targets, "normal", "cancel broadcasts")
+        # Cancelling an emergency takes the same permission as sending one.
+        await authorize_targets(w, who, prog.targets, prog.priority.value, "cancel broadcasts")
         r = await w.get(ProgramRow, program_id)
         assert r is not None
         r.cancelled_at, r.cancelled_by = datetime.now(UTC), who.name
@@ -281,54 +321,40 @@ async def plan(request: Request, _: Caller, s: Session, zone: str, day: str = "t
 class NowIn(BaseModel):
     model_config = {"extra": "forbid"}
 
-    zones: list[str] = Field(default_factory=list)
-    speakers: list[str] = Field(default_factory=list)
-    text: str | None = None
-    media_id: str | None = None
-    url: str | None = None
-    title: str = ""
+    zones: list[ZonePath] = Field(default_factory=list, max_length=200)
+    speakers: list[NodeId] = Field(default_factory=list, max_length=10000)
+    text: Text | None = Field(None, max_length=MAX_TEXT)
+    media_id: str | None = Field(None, pattern=r"^[0-9a-f]{64}$", description="a media id (media list)")
+    url: str | None = Field(None, max_length=2048)
+    title: Title = ""
     emergency: bool = False
     priority: Literal["normal", "priority", "emergency"] | None = None
-    duration: str | int | None = None
-    volume: int | None = None
+    duration: str | int | None = Field(None, description="seconds, or 30m, 1h, 1h30m")
+    volume: int | None = Field(None, ge=0, le=100)
 
 
 @router.post("/broadcast/now", tags=["broadcasts"], status_code=201)
 async def broadcast_now(body: NowIn, request: Request, who: Caller) -> dict[str, Any]:
     """Play at once: a one-off program starting now (so it is planned, delivered and reported like
-    any other); returns its occurrence id for following delivery (GET /commands/{id})."""
+    any other); returns its occurrence id for following delivery (GET /commands/{id}). Without a
+    duration it lasts as long as its audio (text is spoken only once the caller is authorized)."""
     given = [k for k in ("text", "media_id", "url") if getattr(body, k)]
     if len(given) != 1:
         raise UsageError("give exactly one of text, media or url")
     kind = {"text": "text", "media_id": "media", "url": "url"}[given[0]]
     content: dict[str, Any] = {"kind": kind, given[0]: getattr(body, given[0])}
     priority = "emergency" if body.emergency else (body.priority or "normal")
-    duration = body.duration
-    if kind == "text":  # spoken now, so the announcement lasts as long as its audio
-        await synthesize_if_text(request, {"content": content}, who)
-    if duration is None:
-        duration = await _content_duration(request, content) or 300
     now = datetime.now(UTC).replace(microsecond=0)  # the scheduler is woken and sends it at once
     prog_in = ProgramIn(
-        title=body.title or (body.text or "")[:60] or "Phát ngay", content=content,
+        title=body.title or " ".join((body.text or "").split())[:60].strip() or "Phát ngay", content=content,
         targets={"zones": body.zones, "speakers": body.speakers},
-        when={"kind": "once", "start": now.isoformat()}, duration=duration,
+        when={"kind": "once", "start": now.isoformat()},
+        duration=body.duration if body.duration is not None else 300,
         volume=body.volume if body.volume is not None else (100 if priority == "emergency" else 80),
         priority=priority, force=True)
-    out = await create_program(prog_in, request, who)
+    out = await schedule(prog_in, request, who, duration_from_content=body.duration is None)
     out["occurrence"] = f"p{out['id']}-{now.replace(microsecond=0):%Y%m%dT%H%M%SZ}"
     return out
-
-
-async def _content_duration(request: Request, content: dict[str, Any]) -> float | None:
-    if not content.get("media_id"):
-        return None
-    try:
-        from netmgr.media.store import store_of
-    except ImportError:
-        return None
-    m = store_of(request.app.state.settings).get(content["media_id"])
-    return None if m is None else f"{max(1, int(m.duration_s + 0.999))}s"
 
 
 @router.get("/reports", tags=["broadcasts"])

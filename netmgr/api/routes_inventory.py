@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import asyncio
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request
 from sqlalchemy import or_, select
@@ -70,10 +71,17 @@ def apply_ap(ap: AccessPoint, body: ApIn) -> AccessPoint:
     return ap
 
 
-def apply_speaker(sp: Speaker, body: SpeakerIn) -> Speaker:
-    sp.id, sp.name, sp.zone, sp.model = body.id, body.name, body.zone, body.model
-    sp.lat, sp.lon, sp.tags = body.lat, body.lon, body.tags
+def apply_speaker(sp: Speaker, body: SpeakerIn, only: set[str] | None = None) -> Speaker:
+    """Copy ``body`` onto the row (only the fields in ``only`` when given)."""
+    for f in ("id", "name", "zone", "model", "lat", "lon", "tags"):
+        if only is None or f in only:
+            setattr(sp, f, getattr(body, f))
     return sp
+
+
+def _parse(body: ImportIn, kind: Literal["ap", "speaker"]) -> list[tuple[int, Any]]:
+    """Parse and validate an import (in a thread: big files take seconds)."""
+    return validate_records(parse_records(body.text, body.format, f"{kind} import"), kind)
 
 
 def zone_filter(column: Any, zone: str | None) -> Any:
@@ -155,26 +163,30 @@ async def remove_ap(name: str, request: Request, who: Caller, s: Session) -> dic
 
 
 async def _check_import_zones(s: AsyncSession, who: Principal, rows: list[tuple[int, Any]],
-                              existing_zone: dict[str, str], what: str) -> None:
+                              existing_zone: dict[str, str], what: str, key: str) -> None:
+    """Every row's new zone must exist, and the caller must be allowed to write both where the
+    row puts the item and where the stored item (found by ``key``: the AP's name, the speaker's
+    id) is now: an import must not move another commune's item into the caller's."""
     known = set(await s.scalars(select(Zone.path)))
     problems = [f"line {line}: zone: unknown zone {item.zone}"
                 for line, item in rows if item.zone not in known]
     if problems:
         raise ImportRefused(what, problems)
     for line, item in rows:
-        key = getattr(item, "name", None) or item.id
-        for z in {item.zone, existing_zone.get(key, item.zone)}:
+        current = existing_zone.get(getattr(item, key))
+        for z in (current, item.zone) if current is not None else (item.zone,):
             if not who.may_write(z):
-                who.require_write(z, f"{what} (line {line})")
+                who.require_write(z, f"{what} (line {line}: {getattr(item, key)})")
 
 
 @router.post("/aps/import", tags=["aps"])
 async def import_aps(body: ImportIn, request: Request, who: Caller) -> dict[str, Any]:
-    async with audited_write(request, who, "ap.import", f"{body.format} file", None, check=None) as s:
-        rows = validate_records(parse_records(body.text, body.format, "ap import"), "ap")
+    async with audited_write(request, who, "ap.import", f"{body.format} file", None, check="writer") as s:
+        rows = await asyncio.to_thread(_parse, body, "ap")
         existing = {a.name: a for a in await s.scalars(
             select(AccessPoint).where(AccessPoint.name.in_([i.name for _, i in rows])))}
-        await _check_import_zones(s, who, rows, {n: a.zone for n, a in existing.items()}, "ap import")
+        await _check_import_zones(s, who, rows, {n: a.zone for n, a in existing.items()}, "ap import",
+                                  "name")
         for _, item in rows:
             ap = existing.get(item.name)
             if ap is None:
@@ -233,17 +245,19 @@ async def remove_speaker(node_id: str, request: Request, who: Caller, s: Session
 
 @router.post("/speakers/import", tags=["speakers"])
 async def import_speakers(body: ImportIn, request: Request, who: Caller) -> dict[str, Any]:
-    async with audited_write(request, who, "speaker.import", f"{body.format} file", None, check=None) as s:
-        rows = validate_records(parse_records(body.text, body.format, "speaker import"), "speaker")
+    async with audited_write(request, who, "speaker.import", f"{body.format} file", None,
+                             check="writer") as s:
+        rows = await asyncio.to_thread(_parse, body, "speaker")
         existing = {x.id: x for x in await s.scalars(
             select(Speaker).where(Speaker.id.in_([i.id for _, i in rows])))}
-        await _check_import_zones(s, who, rows, {n: x.zone for n, x in existing.items()}, "speaker import")
+        await _check_import_zones(s, who, rows, {n: x.zone for n, x in existing.items()}, "speaker import",
+                                  "id")
         for _, item in rows:
             sp = existing.get(item.id)
             if sp is None:
                 s.add(apply_speaker(Speaker(), item))
-            else:
-                apply_speaker(sp, item)
+            else:  # a row updates the columns it has: a file without lat,lon keeps the stored ones
+                apply_speaker(sp, item, only=item.model_fields_set)
         await s.flush()
     _inventory_changed(request)
     return {"created": len(rows) - len(existing), "updated": len(existing)}

@@ -21,6 +21,7 @@ from typing import Annotated, Any, BinaryIO
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import ClientDisconnect
 
@@ -29,6 +30,7 @@ from netmgr.auth import Principal
 from netmgr.errors import Forbidden, NotFound, UsageError
 from netmgr.media.probe import FORMATS
 from netmgr.media.store import CHUNK, Media, MediaStore, TooLarge, store_of, valid_id
+from netmgr.store.models import ProgramRow
 
 log = logging.getLogger("netmgr.api")
 router = APIRouter()
@@ -78,6 +80,18 @@ def _in_use(request: Request) -> Callable[[str], bool | str]:
         return False
 
     return in_use
+
+
+async def programs_using(s: AsyncSession, media_id: str) -> str:
+    """The programs (not cancelled) that play ``media_id``, named with who scheduled them; ''
+    when none does."""
+    rows = await s.scalars(select(ProgramRow).where(ProgramRow.cancelled_at.is_(None)))
+    users = [f"program {r.id} '{r.title}' (by {r.created_by})" for r in rows
+             if (r.data.get("content") or {}).get("media_id") == media_id]
+    if not users:
+        return ""
+    more = f" and {len(users) - 3} more" if len(users) > 3 else ""
+    return ", ".join(users[:3]) + more
 
 
 # ---------------------------------------------------------------------------- nodes
@@ -160,7 +174,7 @@ async def _receive(request: Request, store: MediaStore, name: str) -> tuple[Path
     over = declared.isdigit() and int(declared) > store.max_bytes
     path, f = await asyncio.to_thread(store.temp_file)
     h = hashlib.sha256()
-    size, buf = 0, bytearray()
+    size, buf, cut = 0, bytearray(), False
     try:
         try:
             async for chunk in request.stream():
@@ -168,6 +182,7 @@ async def _receive(request: Request, store: MediaStore, name: str) -> tuple[Path
                 if over or size > store.max_bytes:
                     over = True
                     if size > store.max_bytes + DRAIN_MAX:
+                        cut = True  # not read to its end: its size is unknown
                         break
                     continue
                 buf += chunk
@@ -177,7 +192,9 @@ async def _receive(request: Request, store: MediaStore, name: str) -> tuple[Path
         except ClientDisconnect:
             raise UsageError(f"{name}: the upload was cut off after {size} bytes; nothing stored") from None
         if over:
-            store.check_size(max(size, int(declared) if declared.isdigit() else 0), name)
+            if declared.isdigit():
+                store.check_size(max(size, int(declared)), name)
+            store.check_size(size, name, at_least=cut)
         await asyncio.to_thread(_write, f, h, bytes(buf), True)
     except BaseException:
         f.close()
@@ -222,13 +239,13 @@ async def speak(body: TtsIn, request: Request, who: Caller, s: Session) -> dict[
 async def remove_media(media_id: str, request: Request, who: Caller) -> dict[str, Any]:
     """Remove a media: admins, or the operator who added it; 409 while a broadcast still uses it."""
     store = media_store(request)
-    async with audited_write(request, who, "media.remove", media_id, None, check=None):
+    async with audited_write(request, who, "media.remove", media_id, None, check=None) as w:
         m = store.get(media_id)
         if m is None:
             raise NotFound(f"media {media_id} not found (netmgr media list shows the ids)")
         if not (who.role == "admin" or (who.role == "operator" and m.created_by == who.name)):
             raise Forbidden(f"{who.role} '{who.name}' may not remove media {m.id[:12]} ({m.title}): only "
                             f"admins and the operator who added it ({m.created_by or 'unknown'}) may")
-        used = _in_use(request)(m.id)
+        used = await programs_using(w, m.id) or _in_use(request)(m.id)
         await asyncio.to_thread(store.remove, m.id, lambda _: used)
     return {"removed": m.id, "title": m.title}

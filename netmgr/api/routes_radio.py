@@ -19,7 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from netmgr.api.deps import audited_write, page, principal, session
 from netmgr.auth import Principal
 from netmgr.errors import Forbidden, NotFound, Retryable, UsageError
+from netmgr.refs import NodeId, ZonePath
 from netmgr.store.models import Command, CommandDelivery, Speaker, SpeakerState
+from netmgr.zones import common_zone
 
 router = APIRouter()
 Caller = Annotated[Principal, Depends(principal)]
@@ -116,8 +118,8 @@ class CommandIn(BaseModel):
 
     method: Literal["play", "stop", "volume", "sync", "reboot", "ping"]
     params: dict[str, Any] = Field(default_factory=dict)
-    nodes: list[str] = Field(default_factory=list, max_length=10000)
-    zones: list[str] = Field(default_factory=list, max_length=200)
+    nodes: list[NodeId] = Field(default_factory=list, max_length=10000)
+    zones: list[ZonePath] = Field(default_factory=list, max_length=200)
     priority: Literal["normal", "priority", "emergency"] = "normal"
     ttl_s: float | None = Field(None, ge=1, le=86400)
     wait_s: float = Field(0, ge=0, le=120, description="wait until every target answered or this passes")
@@ -128,11 +130,9 @@ class CommandIn(BaseModel):
 async def send_command(body: CommandIn, request: Request, who: Caller) -> dict[str, Any]:
     """Send a command to nodes and/or zones (zones: one publish each). Operators only inside their
     zones; emergency priority needs the emergency permission. Audited."""
-    svc = radio_of(request)
     targets = ",".join(body.zones + body.nodes)[:200] or "(none)"
-    zone = body.zones[0] if body.zones else None
-    async with audited_write(request, who, f"speaker.{body.method}", targets, zone, check=None,
-                             detail=f"priority={body.priority}") as s:
+    async with audited_write(request, who, f"speaker.{body.method}", targets, common_zone(body.zones),
+                             check=None, detail=f"priority={body.priority}") as s:
         if not body.nodes and not body.zones:
             raise UsageError("give nodes and/or zones to send the command to")
         if body.priority == "emergency":
@@ -145,12 +145,15 @@ async def send_command(body: CommandIn, request: Request, who: Caller) -> dict[s
             missing = [n for n in body.nodes if n not in zones]
             if missing:
                 raise NotFound(f"speaker {missing[0]!r} not found")
+            # The entry names the commune the command reached, so its operator sees it.
+            s.info["audit_zone"] = common_zone([*body.zones, *(zones[n] for n in body.nodes)])
             for n in body.nodes:
                 try:
                     who.require_write(zones[n], f"send {body.method} to speaker {n}")
                 except Forbidden as e:
                     e.zone = zones[n]  # type: ignore[attr-defined]
                     raise
+        svc = radio_of(request)
         tc = await svc.issue(body.method, body.params, nodes=body.nodes, zones=body.zones,
                              priority=body.priority, ttl=body.ttl_s, issued_by=who.name)
     if body.wait_s:

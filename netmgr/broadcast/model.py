@@ -31,7 +31,6 @@ start is the first occurrence.
 from __future__ import annotations
 
 import re
-import unicodedata
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal
@@ -60,13 +59,13 @@ from netmgr.broadcast.recurrence import (
     parse_rrule_until,
 )
 from netmgr.errors import UsageError
-from netmgr.zones import validate_path
+from netmgr.refs import check_node_id, check_zone
+from netmgr.text import check_name, check_text
 
 MAX_TEXT = 5000
 MAX_DURATION_S = 24 * 3600
 MAX_TITLE = 200
 MEDIA_ID = re.compile(r"^[0-9a-f]{64}$")
-SPEAKER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 PAST_GRACE = timedelta(seconds=60)
 """A start this little in the past is still accepted (the form took a while to fill in)."""
 
@@ -144,7 +143,7 @@ class TextContent(_Strict):
     def _check_text(cls, v: Any) -> str:
         if not isinstance(v, str):
             raise ValueError("text must be a string")
-        v = unicodedata.normalize("NFC", v).strip()
+        v = check_text(v).strip()
         if not v:
             raise ValueError("text is empty; type what should be announced")
         if len(v) > MAX_TEXT:
@@ -183,7 +182,7 @@ class Targets(_Strict):
         for z in v or ():
             if not isinstance(z, str):
                 raise ValueError(f"zone {z!r} must be a zone path such as binh-phuoc/dong-xoai")
-            out.add(validate_path(z.strip().strip("/")))
+            out.add(check_zone(z.strip().strip("/")))
         return tuple(sorted(out))
 
     @field_validator("speakers", mode="before")
@@ -193,10 +192,9 @@ class Targets(_Strict):
             v = [v]
         out = set()
         for s in v or ():
-            if not isinstance(s, str) or not SPEAKER_ID.match(s.strip()):
-                raise ValueError(f"speaker id {s!r} is not valid (letters, digits, . _ : -; at most 64); "
-                                 "see `netmgr speaker list`")
-            out.add(s.strip())
+            if not isinstance(s, str):
+                raise ValueError(f"speaker id {s!r} must be a string; see `netmgr speaker list`")
+            out.add(check_node_id(s.strip()))
         return tuple(sorted(out))
 
     @model_validator(mode="after")
@@ -382,7 +380,7 @@ class Program(_Strict):
     def _check_title(cls, v: Any) -> str:
         if not isinstance(v, str) or not v.strip():
             raise ValueError("title is empty; name the program (e.g. Bản tin sáng)")
-        v = unicodedata.normalize("NFC", v).strip()
+        v = check_name(v, "title")
         if len(v) > MAX_TITLE:
             raise ValueError(f"title is {len(v)} characters; at most {MAX_TITLE}")
         return v

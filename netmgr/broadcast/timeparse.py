@@ -55,15 +55,29 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+# Times a schedule may name: far enough for any real program, near enough that adding a
+# duration, a zone offset or a recurrence step can never overflow datetime (year 9999).
+FIRST_YEAR, LAST_YEAR = 2000, 2199
+
+
+def _in_range(dt: datetime, what: str) -> None:
+    if not FIRST_YEAR <= dt.year <= LAST_YEAR:
+        raise TimeParseError(f"{what} {dt.isoformat()} is out of range; give a time between "
+                             f"{FIRST_YEAR} and {LAST_YEAR}")
+
+
 def ensure_utc(dt: datetime, what: str = "time") -> datetime:
-    """``dt`` converted to UTC; a naive datetime is refused (it has no zone to mean anything)."""
+    """``dt`` converted to UTC; a naive datetime is refused (it has no zone to mean anything),
+    and so is one outside the years 2000-2199."""
     if dt.tzinfo is None or dt.utcoffset() is None:
         raise TimeParseError(f"{what} {dt.isoformat()} has no time zone; give an offset (e.g. +07:00)")
+    _in_range(dt, what)
     return dt.astimezone(UTC)
 
 
 def localize(naive: datetime, tz: tzinfo, what: str = "time") -> datetime:
     """Attach ``tz`` to a wall-clock time and return it in UTC; refuse one skipped by a DST jump."""
+    _in_range(naive, what)
     aware = naive.replace(tzinfo=tz, fold=0)
     back = aware.astimezone(UTC).astimezone(tz).replace(tzinfo=None)
     if back != naive:

@@ -213,10 +213,12 @@ class MediaStore:
                  media.duration_s, size, created_by)
         return media, True
 
-    def check_size(self, size: int, name: str) -> None:
-        """TooLarge when ``size`` bytes is over the limit ([media] max_mb)."""
+    def check_size(self, size: int, name: str, *, at_least: bool = False) -> None:
+        """TooLarge when ``size`` bytes is over the limit ([media] max_mb). ``at_least``: the
+        upload was not read to its end, so ``size`` is only how much of it was counted."""
         if size > self.max_bytes:
-            raise TooLarge(f"{name}: {size / MB:.1f} MB is over the {self.max_bytes / MB:g} MB limit "
+            what = f"more than {self.max_bytes / MB:g} MB" if at_least else f"{size / MB:.1f} MB"
+            raise TooLarge(f"{name}: {what} is over the {self.max_bytes / MB:g} MB limit "
                            "([media] max_mb); compress it (e.g. MP3 or Opus at 64 kbit/s) or split it")
 
     def remove(self, media_id: str, in_use: Callable[[str], bool | str] = nothing_uses) -> Media:

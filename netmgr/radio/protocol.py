@@ -17,10 +17,11 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from netmgr.refs import NODE_ID, check_node_id, check_zone
+
 ROOT = "netmgr/v1"
 MAX_PAYLOAD = 8 * 1024            # status, telemetry, reply, cmd
 MAX_SCHEDULE_PAYLOAD = 256 * 1024  # the retained schedule document
-NODE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 CMD_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
 PRIORITIES = ("normal", "priority", "emergency")
 PRIORITY_RANK = {"normal": 1, "priority": 2, "emergency": 3}
@@ -45,13 +46,20 @@ class BadMessage(ValueError):
 # ----------------------------------------------------------------------------- topics
 
 def node_topic(node_id: str, kind: str) -> str:
-    """``netmgr/v1/node/{id}/{kind}``; kind is status, telemetry, cmd, reply or schedule."""
-    return f"{ROOT}/node/{node_id}/{kind}"
+    """``netmgr/v1/node/{id}/{kind}``; kind is status, telemetry, cmd, reply or schedule.
+    ValueError if ``node_id`` is not a node id (a '+', '#' or '/' would change the topic)."""
+    return f"{ROOT}/node/{check_node_id(node_id)}/{kind}"
+
+
+def node_topic_filter(kind: str) -> str:
+    """``netmgr/v1/node/+/{kind}``: the subscription to ``kind`` of every node."""
+    return f"{ROOT}/node/+/{kind}"
 
 
 def zone_topic(zone: str) -> str:
-    """``netmgr/v1/zone/{path}/cmd``: one publish reaches every node of the zone and below."""
-    return f"{ROOT}/zone/{zone}/cmd"
+    """``netmgr/v1/zone/{path}/cmd``: one publish reaches every node of the zone and below.
+    ValueError if ``zone`` is not a zone path."""
+    return f"{ROOT}/zone/{check_zone(zone)}/cmd"
 
 
 def zone_topics(zone: str) -> list[str]:

@@ -157,7 +157,7 @@ class RadioService(Service):
                     pub.pending_calls_threshold = PENDING_WARN
                     clients = [ingest, pub]
                     await ingest.subscribe(
-                        [(p.node_topic("+", k), p.QOS[k]) for k in ("status", "telemetry", "reply")])
+                        [(p.node_topic_filter(k), p.QOS[k]) for k in ("status", "telemetry", "reply")])
                     self.client = pub
                     self.connects += 1
                     self.registry.begin_resync()
@@ -468,7 +468,13 @@ class RadioService(Service):
             raise UsageError("a command needs a target: node ids and/or zone paths")
         try:
             params = p.check_params(method, dict(params or {}))
-        except p.BadMessage as e:
+            # Every topic it would go out on is built now: a command that cannot be published is
+            # refused here and never stored (a stored one would fail again at each reconnect).
+            for z in zones:
+                p.zone_topic(z)
+            for n in nodes:
+                p.node_topic(n, "cmd")
+        except (p.BadMessage, ValueError) as e:
             raise UsageError(str(e)) from None
         if self.ctx is not None and time.monotonic() - self._inventory_loaded > 2.0:
             await self.load_inventory()
@@ -541,10 +547,21 @@ class RadioService(Service):
         for tc in list(self.tracker.commands.values()):
             if tc.expired or not any(d.state in pending for d in tc.deliveries.values()):
                 continue
-            if tc.zones or tc.published is None:
-                await self._publish(tc)
-            else:
-                await self._publish(tc, only=[n for n, d in tc.deliveries.items() if d.state in pending])
+            try:
+                if tc.zones or tc.published is None:
+                    await self._publish(tc)
+                else:
+                    await self._publish(tc, only=[n for n, d in tc.deliveries.items() if d.state in pending])
+            except ValueError as e:
+                # The client refused it (a topic or payload it cannot send): that command fails,
+                # not the connection, or every reconnect would fail the same way until it expires.
+                log.error("command %s could not be published and is dropped: %s", tc.cmd.id, e)
+                now = time.time()
+                for d in tc.deliveries.values():
+                    if d.state in pending:
+                        d.move("error", now)
+                        d.error = f"could not be published: {e}"
+                tc.dirty = True
         for node_id, sched in list(self.schedules.items()):
             await self._publish_schedule(node_id, sched)
 

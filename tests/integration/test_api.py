@@ -4,20 +4,12 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from apistack import COMMUNE_A, COMMUNE_B, ZONES_YAML
 
 from netmgr.api.app import create_app
 from netmgr.auth import create_user
 from netmgr.config import Settings
 from netmgr.store import db
-
-COMMUNE_A = "binh-phuoc/dong-xoai/tan-phu"
-COMMUNE_B = "binh-phuoc/dong-xoai/tien-thanh"
-ZONES_YAML = """\
-- {path: binh-phuoc, name: "Bình Phước"}
-- {path: binh-phuoc/dong-xoai, name: "Đồng Xoài"}
-- {path: binh-phuoc/dong-xoai/tan-phu, name: "Tân Phú"}
-- {path: binh-phuoc/dong-xoai/tien-thanh, name: "Tiến Thành"}
-"""
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

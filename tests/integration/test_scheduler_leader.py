@@ -282,7 +282,7 @@ async def test_two_daemons_one_database_each_occurrence_sent_once(postgres, mosq
         async def count_commands(ready: asyncio.Event) -> None:
             async with aiomqtt.Client("127.0.0.1", mosquitto.port, identifier="leader-test-watch") as c:
                 await c.subscribe(f"{p.ROOT}/zone/#", qos=1)  # zone commands: .../zone/{path}/cmd
-                await c.subscribe(p.node_topic("+", "cmd"), qos=1)
+                await c.subscribe(p.node_topic_filter("cmd"), qos=1)
                 ready.set()
                 async for m in c.messages:
                     if not m.topic.value.endswith("/cmd"):

@@ -1,0 +1,50 @@
+"""References and names as they come in: the one validator every API and file input uses.
+
+A zone path or a node id ends up in MQTT topics, SQL, file names and scopes; a
+name ends up on an admin's terminal and an official's screen. Each is checked
+once, here, at the edge (pydantic types for the API's models and query
+parameters, plain functions for the importers), so no path reaches a topic or a
+scope check unvalidated (issue 12, item 1) and no control character reaches a
+terminal (item 6; the character rules are in netmgr.text).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from pydantic import AfterValidator, Field
+
+from netmgr import zones
+from netmgr.text import check_name, check_text
+
+NODE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+NODE_ID_PATTERN = NODE_ID.pattern
+_SEG = r"[a-z0-9]+(?:-[a-z0-9]+)*"
+ZONE_PATTERN = rf"^{_SEG}(?:/{_SEG}){{0,{len(zones.LEVELS) - 1}}}$"
+
+
+def check_zone(path: str) -> str:
+    """``path`` if it is a valid zone path, else ValueError saying why (see netmgr.zones)."""
+    return zones.validate_path(path)
+
+
+def check_node_id(node_id: str) -> str:
+    """``node_id`` if it is a valid speaker node id (its MQTT identity), else ValueError."""
+    if not isinstance(node_id, str) or not NODE_ID.match(node_id):
+        raise ValueError(f"node id {node_id!r}: use 1-64 lowercase ASCII letters, digits and '-', "
+                         "starting with a letter or digit (it is the node's MQTT identity)")
+    return node_id
+
+
+ZonePath = Annotated[str, AfterValidator(check_zone),
+                     Field(json_schema_extra={"pattern": ZONE_PATTERN, "minLength": 1,
+                                              "maxLength": zones.MAX_PATH},
+                           description="a zone path: lowercase ASCII slugs joined by '/' "
+                           "(e.g. binh-phuoc/dong-xoai/tan-phu)")]
+NodeId = Annotated[str, AfterValidator(check_node_id),
+                   Field(json_schema_extra={"pattern": NODE_ID_PATTERN, "minLength": 1, "maxLength": 64},
+                         description="a speaker node id (its MQTT identity)")]
+Name = Annotated[str, AfterValidator(check_name), Field(max_length=255)]
+Title = Annotated[str, AfterValidator(lambda v: check_name(v, "title")), Field(max_length=200)]
+Text = Annotated[str, AfterValidator(check_text)]
