@@ -306,8 +306,27 @@ def load_settings(
         raise ConfigError(source, _format_errors(e, origin)) from None
 
 
+def mask_url(value: str) -> str:
+    """``scheme://user:PASSWORD@host/...`` with the password shown as ``**********`` (any URL,
+    any scheme); other strings unchanged."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    if "://" not in value or "@" not in value:
+        return value
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        return value
+    if parts.password is None:
+        return value
+    host = parts.netloc.rpartition("@")[2]
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:**********@{host}"))
+
+
 def redacted_dict(settings: Settings) -> dict[str, Any]:
-    """Settings as plain data with every secret shown as ``**********`` (empty stays empty)."""
+    """Settings as plain data with every secret shown as ``**********`` (empty stays empty),
+    and the password of every URL in them (a database, InfluxDB or Grafana URL) masked."""
 
     def walk(model: BaseModel) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -319,6 +338,10 @@ def redacted_dict(settings: Settings) -> dict[str, Any]:
                 out[name] = "**********" if v.get_secret_value() else ""
             elif isinstance(v, Path):
                 out[name] = str(v)
+            elif isinstance(v, str):
+                out[name] = mask_url(v)
+            elif isinstance(v, list | tuple):
+                out[name] = [mask_url(x) if isinstance(x, str) else x for x in v]
             else:
                 out[name] = v
         return out

@@ -292,7 +292,17 @@ class Daemon:
         self.started = asyncio.Event()
 
     def request_stop(self) -> None:
+        """Drain and stop (what SIGTERM and SIGINT do)."""
         self._stop.set()
+
+    @property
+    def stop_requested(self) -> bool:
+        """True once a stop was asked for (a signal or :meth:`request_stop`)."""
+        return self._stop.is_set()
+
+    def request_reload(self) -> None:
+        """Re-read the config and the inventories (what SIGHUP does)."""
+        self._reload_requested.set()
 
     def health(self) -> dict[str, Any]:
         services = self.supervisor.health() if self.supervisor else {}

@@ -18,6 +18,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -60,6 +61,7 @@ class DemoRun:
     try_lines: list[str] = field(default_factory=list)  # commands worth trying, added by parts
     cleanups: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     reload: Callable[[], None] = lambda: None
+    services: dict[str, Any] = field(default_factory=dict)  # the daemon's services by name
 
 
 async def start_broker(run: DemoRun) -> None:
@@ -153,6 +155,9 @@ async def speaker_fleet(run: DemoRun) -> None:
         r = await http.post("/api/v1/speakers/import",
                             json={"format": "csv", "text": "id,zone,name,lat,lon\n" + rows})
         r.raise_for_status()
+    radio = run.services.get("radio")
+    if radio is not None:  # the nodes publish at once: the daemon must know them first
+        await radio.load_inventory()
     sim = SpeakerSim(Broker(port=run.mqtt_port, protocol="3.1.1"), nodes, SimConfig(telemetry_interval=10))
     await sim.__aenter__()
 
@@ -276,7 +281,8 @@ async def run_demo(duration: float | None, state_dir: Path | None, api_port: int
             ready.cancel()
             raise RuntimeError("the daemon did not become ready within 60 s")
         run.lines.append(("API (FastAPI)", run.api_url + "  (OpenAPI at /docs)"))
-        run.reload = daemon._reload_requested.set
+        run.reload = daemon.request_reload
+        run.services = daemon.ctx.services if daemon.ctx is not None else {}
         await seed(run)
         for part in DEMO_PARTS:
             await part(run)
@@ -287,6 +293,9 @@ async def run_demo(duration: float | None, state_dir: Path | None, api_port: int
             wait = 10.0 if deadline is None else min(10.0, max(0.0, deadline - time.monotonic()))
             done, _ = await asyncio.wait({daemon_task}, timeout=wait)
             if done:
+                if daemon.stop_requested:  # SIGTERM or Ctrl-C: asked for, not unexpected
+                    console.print("demo stopped on request")
+                    return 0
                 console.print("[red]the daemon stopped unexpectedly[/red]")
                 return 1
         console.print(f"demo ran for {duration:g}s; stopping")

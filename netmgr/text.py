@@ -41,13 +41,14 @@ def check_text(value: str, what: str = "text") -> str:
     return value
 
 
-def safe_text(value: object, *, keep_newlines: bool = True) -> str:
+def safe_text(value: object, *, keep_newlines: bool = True, json_escapes: bool = False) -> str:
     """``value`` as a string fit for a terminal: every control or bidi character shown as an
-    escape (``\\x1b``, ``\\u202e``) instead of acting on the terminal."""
+    escape (``\\x1b``, ``\\u202e``; ``\\u001b`` with ``json_escapes``, which keeps JSON valid)
+    instead of acting on the terminal."""
     pattern = _UNSAFE_IN_TEXT if keep_newlines else _UNSAFE
 
     def esc(m: re.Match[str]) -> str:
         c = ord(m.group())
-        return f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}"
+        return f"\\u{c:04x}" if json_escapes or c >= 0x100 else f"\\x{c:02x}"
 
     return pattern.sub(esc, str(value))

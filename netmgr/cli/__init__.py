@@ -18,6 +18,7 @@ from typing import Any
 import click
 
 from netmgr import __version__
+from netmgr.cli.context import echo
 
 # name -> "module:attribute"; each module is imported only when its command runs.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -94,7 +95,7 @@ def main(argv: list[str] | None = None) -> Any:
     try:
         return cli.main(args=argv, prog_name="netmgr", standalone_mode=False)
     except click.exceptions.Abort:
-        click.echo("netmgr: aborted", err=True)
+        echo("netmgr: aborted", err=True)
         sys.exit(1)
     except click.ClickException as e:
         e.show()
@@ -113,7 +114,7 @@ def main(argv: list[str] | None = None) -> Any:
         code = e.exit_code if isinstance(e, NetmgrError) else 1
         text = str(e) if isinstance(e, NetmgrError) else f"{type(e).__name__}: {e}"
         for line in text.splitlines() or [type(e).__name__]:
-            click.echo(f"netmgr: error: {line}", err=True)
+            echo(f"netmgr: error: {line}", err=True)
         if not isinstance(e, NetmgrError) and not debug:
-            click.echo("netmgr: (run with --debug for the traceback)", err=True)
+            echo("netmgr: (run with --debug for the traceback)", err=True)
         sys.exit(code)

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from netmgr.cli.context import CliContext, echo_json, json_option, pass_ctx, print_table
+from netmgr.cli.context import CliContext, echo, echo_json, json_option, pass_ctx, print_table
 from netmgr.cli.inventory_cmds import file_argument, format_option, import_file, location_options, parse_tags
 
 
@@ -43,7 +43,7 @@ def add(obj: CliContext, name: str, host: str, port: int, community: str | None,
             "tags": parse_tags(tags), "profile": profile,
             "snmp": {k: v for k, v in snmp.items() if v is not None}}
     r = obj.client().post("/api/v1/aps", body)
-    echo_json(r) if as_json else click.echo(f"added AP {r['name']} ({r['host']}:{r['port']}) in {r['zone']}")
+    echo_json(r) if as_json else echo(f"added AP {r['name']} ({r['host']}:{r['port']}) in {r['zone']}")
 
 
 @ap.command("import")
@@ -113,18 +113,18 @@ def show(obj: CliContext, name: str, history_rows: int, history_minutes: int, as
         echo_json(r)
         return
     tz = obj.settings().tz
-    click.echo(f"{r['name']}  {r['host']}:{r['port']}  zone {r['zone']}")
+    echo(f"{r['name']}  {r['host']}:{r['port']}  zone {r['zone']}")
     since = _local(r.get("status_since"), tz)
-    click.echo(f"status   {r['status']} since {since}  flaps {r.get('flaps', 0)}")
-    click.echo(f"profile  {r.get('matched_profile') or '-'} ({r.get('vendor') or ''} {r.get('model') or ''})")
-    click.echo(f"system   {r.get('sys_name') or ''}  uptime {r.get('uptime_s') or '-'} s  "
+    echo(f"status   {r['status']} since {since}  flaps {r.get('flaps', 0)}")
+    echo(f"profile  {r.get('matched_profile') or '-'} ({r.get('vendor') or ''} {r.get('model') or ''})")
+    echo(f"system   {r.get('sys_name') or ''}  uptime {r.get('uptime_s') or '-'} s  "
                f"response {r.get('response_ms') or '-'} ms  last poll {_local(r.get('last_poll'), tz)}")
     if r.get("last_error"):
-        click.echo(f"error    {r['last_error']}")
-    click.echo(f"clients  {r.get('clients') if r.get('clients') is not None else '-'}"
+        echo(f"error    {r['last_error']}")
+    echo(f"clients  {r.get('clients') if r.get('clients') is not None else '-'}"
                + "".join(f"  {k}: {v}" for k, v in (r.get("clients_by_ssid") or {}).items()))
     if r.get("cpu_pct") is not None or r.get("mem_total"):
-        click.echo(f"cpu      {r.get('cpu_pct')} %  memory {r.get('mem_used')} / {r.get('mem_total')} bytes")
+        echo(f"cpu      {r.get('cpu_pct')} %  memory {r.get('mem_used')} / {r.get('mem_total')} bytes")
     rows = [{"name": i["name"], "status": {1: "up", 2: "down"}.get(i.get("oper_status"), "?"),
              "in": _bps(i.get("in_bps")), "out": _bps(i.get("out_bps")), "bits": i.get("counter_bits"),
              "errors": f"{i.get('in_errors') or 0}/{i.get('out_errors') or 0}"}
@@ -136,7 +136,7 @@ def show(obj: CliContext, name: str, history_rows: int, history_minutes: int, as
         print_table(r["radios"], [("name", "radio"), ("channel", "channel"), ("noise_dbm", "noise dBm"),
                                   ("clients", "clients")])
     for e in r.get("events", [])[:10]:
-        click.echo(f"{_local(e['ts'], tz)}  {e['status']:5} {e['detail']}")
+        echo(f"{_local(e['ts'], tz)}  {e['status']:5} {e['detail']}")
     if r["history"]:
         print_table([_history_row(h, tz) for h in r["history"]],
                     [("time", "time"), ("up", "up"), ("ms", "resp ms"), ("clients", "clients"),
@@ -160,7 +160,7 @@ def _history_row(h: dict[str, Any], tz: object) -> dict[str, Any]:
 def remove(obj: CliContext, name: str) -> None:
     """Remove an AP from the inventory."""
     obj.client().delete(f"/api/v1/aps/{name}")
-    click.echo(f"removed AP {name}")
+    echo(f"removed AP {name}")
 
 
 def _target(name: str, host: str, port: int, community: str | None, v3_user: str | None,
@@ -234,14 +234,14 @@ def poll(obj: CliContext, address: str, profile: str | None, community: str | No
     if as_json:
         echo_json(data)
         return
-    click.echo(f"{address}: profile {result.profile} ({result.vendor} {result.family}) in {ms:.0f} ms")
-    click.echo(f"  sysName {result.sys_name!r}  sysObjectID {result.sys_object_id}")
-    click.echo(f"  sysDescr {result.sys_descr[:100]!r}")
+    echo(f"{address}: profile {result.profile} ({result.vendor} {result.family}) in {ms:.0f} ms")
+    echo(f"  sysName {result.sys_name!r}  sysObjectID {result.sys_object_id}")
+    echo(f"  sysDescr {result.sys_descr[:100]!r}")
     up = "-" if result.uptime_ticks is None else f"{result.uptime_ticks / 100 / 86400:.1f} days"
-    click.echo(f"  uptime {up}  cpu {result.cpu_pct if result.cpu_pct is not None else '-'} %  "
+    echo(f"  uptime {up}  cpu {result.cpu_pct if result.cpu_pct is not None else '-'} %  "
                f"memory {result.mem_used_bytes or '-'} / {result.mem_total_bytes or '-'} bytes")
     total = "-" if result.clients_total is None else result.clients_total
-    click.echo(f"  clients {total}" + "".join(f"  {k}: {v}" for k, v in result.clients_by_ssid.items()))
+    echo(f"  clients {total}" + "".join(f"  {k}: {v}" for k, v in result.clients_by_ssid.items()))
     if result.interfaces:
         print_table([dataclasses.asdict(i) for i in result.interfaces],
                     [("index", "#"), ("name", "name"), ("oper_status", "oper"), ("speed_bps", "speed"),
@@ -322,7 +322,7 @@ def discover(obj: CliContext, cidr: str, port: int, concurrency: int, add: bool,
         import yaml
 
         r = obj.client().post("/api/v1/aps/import", {"format": "yaml", "text": yaml.safe_dump(body)})
-        click.echo(f"added {r['created']}, updated {r['updated']} APs in {zone}", err=as_json)
+        echo(f"added {r['created']}, updated {r['updated']} APs in {zone}", err=as_json)
     if as_json:
         echo_json(found)
     else:

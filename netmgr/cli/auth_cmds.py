@@ -8,7 +8,15 @@ from typing import Any
 
 import click
 
-from netmgr.cli.context import CliContext, echo_json, json_option, pass_ctx, print_table, save_credentials
+from netmgr.cli.context import (
+    CliContext,
+    echo,
+    echo_json,
+    json_option,
+    pass_ctx,
+    print_table,
+    save_credentials,
+)
 
 
 @click.command()
@@ -25,7 +33,7 @@ def login(obj: CliContext, server_opt: str | None, token_opt: str | None) -> Non
     me = ApiClient(server, token).get("/api/v1/whoami")
     path = save_credentials(server, token)
     zones = f" in {', '.join(me['zones'])}" if me["zones"] else ""
-    click.echo(f"logged in to {server} as {me['name']} ({me['role']}{zones}); saved to {path}")
+    echo(f"logged in to {server} as {me['name']} ({me['role']}{zones}); saved to {path}")
 
 
 @click.group()
@@ -79,8 +87,8 @@ def add(
     if as_json:
         echo_json(_user_row(u) | {"token": token})
         return
-    click.echo(f"created {role} {name}" + (f" for {', '.join(zones)}" if zones else ""))
-    click.echo(f"token (shown once, keep it safe): {token}")
+    echo(f"created {role} {name}" + (f" for {', '.join(zones)}" if zones else ""))
+    echo(f"token (shown once, keep it safe): {token}")
 
 
 @user.command("list")
@@ -126,4 +134,4 @@ def disable(obj: CliContext, name: str) -> None:
                          outcome="ok", detail=""))
 
     _run(obj, fn)
-    click.echo(f"disabled {name}")
+    echo(f"disabled {name}")

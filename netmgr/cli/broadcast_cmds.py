@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from netmgr.cli.context import CliContext, echo_json, json_option, pass_ctx, print_table
+from netmgr.cli.context import CliContext, echo, echo_json, json_option, pass_ctx, print_table
 
 
 @click.group()
@@ -84,9 +84,9 @@ def schedule(obj: CliContext, title: str, zones: tuple[str, ...], speakers: tupl
     if as_json:
         echo_json(r)
         return
-    click.echo(f"scheduled program {r['id']} {r['title']!r}: {r['when']}, next {r['next']}")
+    echo(f"scheduled program {r['id']} {r['title']!r}: {r['when']}, next {r['next']}")
     for c in r.get("conflicts_forced") or []:
-        click.echo(f"  (forced) {c['message']}")
+        echo(f"  (forced) {c['message']}")
 
 
 @broadcast.command("list")
@@ -117,9 +117,9 @@ def show(obj: CliContext, program_id: int, as_json: bool) -> None:
     for k in ("id", "title", "zone", "priority", "when", "duration_s", "volume", "created_by",
               "cancelled_at"):
         if r.get(k) is not None:
-            click.echo(f"{k:12} {r[k]}")
+            echo(f"{k:12} {r[k]}")
     for t in r.get("next_occurrences") or []:
-        click.echo(f"next         {t}")
+        echo(f"next         {t}")
     if r.get("occurrences"):
         print_table(r["occurrences"], [("start_local", "start"), ("state", "state"), ("targets", "targets"),
                                        ("played", "played"), ("failed", "failed"), ("offline", "offline")],
@@ -132,7 +132,7 @@ def show(obj: CliContext, program_id: int, as_json: bool) -> None:
 def cancel(obj: CliContext, program_id: int) -> None:
     """Cancel a program; nodes get schedules without it."""
     obj.client().delete(f"/api/v1/programs/{program_id}")
-    click.echo(f"cancelled program {program_id}")
+    echo(f"cancelled program {program_id}")
 
 
 @broadcast.command("plan")
@@ -154,7 +154,7 @@ def plan(obj: CliContext, zone: str, day: str, as_json: bool) -> None:
         print_table(rows, [("start", "start"), ("end", "end"), ("title", "program"), ("priority", "priority"),
                            ("cut", "")], title=f"{r['day']} — {head}")
         for lost in g.get("lost") or []:
-            click.echo(f"  {lost.get('message', lost)}")
+            echo(f"  {lost.get('message', lost)}")
 
 
 @broadcast.command("now")
@@ -182,7 +182,7 @@ def now(obj: CliContext, zones: tuple[str, ...], text: str | None, media: str | 
     r = client.post("/api/v1/broadcast/now", body)
     occ = r["occurrence"]
     if not wait:
-        echo_json(r) if as_json else click.echo(f"sent program {r['id']}; follow it with "
+        echo_json(r) if as_json else echo(f"sent program {r['id']}; follow it with "
                                                 f"`netmgr speaker command {occ}`")
         return
     deadline = time.monotonic() + timeout
@@ -211,7 +211,7 @@ def now(obj: CliContext, zones: tuple[str, ...], text: str | None, media: str | 
     if as_json:
         echo_json(state)
     if time.monotonic() >= deadline:
-        click.echo(f"not every node answered within {timeout:g}s; `netmgr speaker command {occ}` "
+        echo(f"not every node answered within {timeout:g}s; `netmgr speaker command {occ}` "
                    "shows later states", err=True)
         raise SystemExit(1)
 
@@ -240,7 +240,7 @@ def report(obj: CliContext, from_: str, to: str, zone: str | None, as_csv: bool,
         return
     print_table(r["items"], [(c, c.replace("_local", "")) for c in cols], title=f"broadcasts {from_} to {to}")
     t = r["totals"]
-    click.echo(f"{r['count']} occurrences: {t['played']} plays of {t['targets']} targets, "
+    echo(f"{r['count']} occurrences: {t['played']} plays of {t['targets']} targets, "
                f"{t['failed']} failed, {t['offline']} offline, {t['late']} late, {t['missed']} missed")
 
 
@@ -255,6 +255,6 @@ def ics(obj: CliContext, zone: str | None, output: Path | None) -> None:
                                 raw=True)
     if output:
         output.write_text(text, encoding="utf-8")
-        click.echo(f"wrote {output}")
+        echo(f"wrote {output}")
     else:
         sys.stdout.write(text)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from netmgr.cli.context import CliContext, echo_json, pass_ctx
+from netmgr.cli.context import CliContext, echo, echo_json, pass_ctx
 
 
 @click.group()
@@ -20,7 +20,7 @@ def check(obj: CliContext) -> None:
 
     obj.settings()
     path = find_config(obj.config_path)
-    click.echo(f"{path or '(no config file: defaults and environment)'}: ok")
+    echo(f"{path or '(no config file: defaults and environment)'}: ok")
 
 
 @config.command()
@@ -39,4 +39,4 @@ def show(obj: CliContext, as_json: bool) -> None:
     def strip_none(d: dict) -> dict:
         return {k: strip_none(v) if isinstance(v, dict) else v for k, v in d.items() if v is not None}
 
-    click.echo(tomli_w.dumps(strip_none(data)), nl=False)
+    echo(tomli_w.dumps(strip_none(data)), nl=False)

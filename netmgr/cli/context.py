@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from netmgr.text import safe_text
+
 if TYPE_CHECKING:
     from netmgr.cli.client import ApiClient
     from netmgr.config import Settings
@@ -70,21 +72,32 @@ def pass_ctx(f: Any) -> Any:
     return click.pass_obj(f)
 
 
+def echo(message: Any = "", **kwargs: Any) -> None:
+    """People output: ``click.echo`` with every control and bidi character shown as an escape,
+    so a name stored by someone else cannot retitle or recolour the reader's terminal."""
+    click.echo(safe_text(message), **kwargs)
+
+
 def echo_json(data: Any) -> None:
-    """Machine output: JSON on stdout, UTF-8 kept as is (Vietnamese names stay readable)."""
-    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
+    """Machine output: JSON on stdout, UTF-8 kept as is (Vietnamese names stay readable); the
+    C1 controls and bidi overrides json.dumps leaves raw are written as \\u escapes (same JSON)."""
+    text = json.dumps(data, ensure_ascii=False, indent=2, default=str)
+    sys.stdout.write(safe_text(text, json_escapes=True) + "\n")
 
 
 def print_table(rows: list[dict[str, Any]], columns: list[tuple[str, str]], title: str | None = None) -> None:
-    """People output: a rich table of ``rows`` with (key, header) ``columns``."""
+    """People output: a rich table of ``rows`` with (key, header) ``columns``. Cells are plain
+    text (no rich markup: a name like ``[red]x`` prints as typed) with controls escaped."""
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(title=title, show_lines=False, header_style="bold")
     for _key, header in columns:
         table.add_column(header)
     for row in rows:
-        table.add_row(*("" if row.get(k) is None else str(row.get(k)) for k, _ in columns))
+        table.add_row(*(Text("" if row.get(k) is None else safe_text(row.get(k), keep_newlines=False))
+                        for k, _ in columns))
     Console().print(table)
     if not rows:
         click.echo("(none)")

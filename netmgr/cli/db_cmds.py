@@ -6,7 +6,7 @@ import asyncio
 
 import click
 
-from netmgr.cli.context import CliContext, echo_json, pass_ctx
+from netmgr.cli.context import CliContext, echo, echo_json, pass_ctx
 
 
 @click.group()
@@ -32,7 +32,7 @@ def upgrade(obj: CliContext) -> None:
             await engine.dispose()
 
     before, after = asyncio.run(go())
-    click.echo(f"state store at revision {after} (was {before or 'empty'})")
+    echo(f"state store at revision {after} (was {before or 'empty'})")
 
 
 @db.command()
@@ -56,5 +56,5 @@ def status(obj: CliContext, as_json: bool) -> None:
     if as_json:
         echo_json(data)
     else:
-        click.echo(f"current {current or 'empty'}, head {head}"
+        echo(f"current {current or 'empty'}, head {head}"
                    + (" - run `netmgr db upgrade`" if current != head else " - up to date"))

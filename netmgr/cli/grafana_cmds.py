@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from netmgr.cli.context import CliContext, echo_json, json_option, pass_ctx
+from netmgr.cli.context import CliContext, echo, echo_json, json_option, pass_ctx
 
 DIR_HELP = "Folder of the dashboards JSON and provisioning/ YAML (default: dashboards)."
 DIR_TYPE = click.Path(file_okay=False, path_type=Path)
@@ -41,9 +41,9 @@ def export(directory: Path, influx_url: str | None, database: str | None, folder
     result = provisioning.export(directory, generated_files(ds, folder_title=folder_title))
     for rel, action in result.items():
         if action == "written":
-            click.echo(f"wrote {directory / rel}")
+            echo(f"wrote {directory / rel}")
     unchanged = sum(1 for a in result.values() if a == "unchanged")
-    click.echo(f"{directory}: {len(result) - unchanged} written, {unchanged} unchanged")
+    echo(f"{directory}: {len(result) - unchanged} written, {unchanged} unchanged")
 
 
 @grafana.command("check")
@@ -57,10 +57,10 @@ def check(directory: Path) -> None:
     problems = stale_files(directory)
     if problems:
         for p in problems:
-            click.echo(p, err=True)
+            echo(p, err=True)
         raise NetmgrError(f"{directory} is stale ({len(problems)} file(s)): "
                           f"run `netmgr grafana export --dir {directory}` and commit the result")
-    click.echo(f"{directory}: up to date")
+    echo(f"{directory}: up to date")
 
 
 @grafana.command("push")
@@ -101,7 +101,7 @@ def push(obj: CliContext, url: str | None, token: str | None, folder_title: str,
 
     def show(o: Outcome) -> None:
         if not as_json:
-            click.echo(f"{o.action:9} {o.kind:10} {o.uid}  ({o.title})")
+            echo(f"{o.action:9} {o.kind:10} {o.uid}  ({o.title})")
 
     ds = DatasourceOptions(url=influx_url, database=database, token=influx_token or None)
     opts = PushOptions(datasource=ds, folder_title=folder_title)
@@ -111,4 +111,4 @@ def push(obj: CliContext, url: str | None, token: str | None, folder_title: str,
         echo_json([o.as_dict() for o in outcomes])
     else:
         counts = {a: sum(1 for o in outcomes if o.action == a) for a in ("created", "updated", "unchanged")}
-        click.echo(f"{url}: " + ", ".join(f"{n} {a}" for a, n in counts.items()))
+        echo(f"{url}: " + ", ".join(f"{n} {a}" for a, n in counts.items()))

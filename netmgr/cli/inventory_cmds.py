@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from netmgr.cli.context import CliContext
+from netmgr.cli.context import CliContext, echo
 
 
 def parse_tags(tags: tuple[str, ...]) -> dict[str, str]:
@@ -26,7 +26,7 @@ def import_file(obj: CliContext, kind: str, file: Path, fmt: str | None) -> None
     text = file.read_text(encoding="utf-8")
     r = obj.client().post(f"/api/v1/{kind}/import", {"format": fmt or detect_format(file.name, text),
                                                      "text": text})
-    click.echo(f"{file}: {r['created']} created, {r['updated']} updated")
+    echo(f"{file}: {r['created']} created, {r['updated']} updated")
 
 
 def location_options(f: Any) -> Any:

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from netmgr.cli.context import CliContext, echo_json, json_option, pass_ctx, print_table
+from netmgr.cli.context import CliContext, echo, echo_json, json_option, pass_ctx, print_table
 from netmgr.errors import NotFound, UsageError
 
 
@@ -55,8 +55,8 @@ def add(obj: CliContext, file: Path, title: str, as_json: bool) -> None:
     if as_json:
         echo_json(r)
         return
-    click.echo(f"{'added' if r.get('new') else 'already stored:'} {_summary(r)}")
-    click.echo(f"id {r['id']}")
+    echo(f"{'added' if r.get('new') else 'already stored:'} {_summary(r)}")
+    echo(f"id {r['id']}")
 
 
 @media.command("tts")
@@ -77,8 +77,8 @@ def tts(obj: CliContext, text: str, title: str, voice: str | None, as_json: bool
     if as_json:
         echo_json(r)
         return
-    click.echo(f"spoken: {_summary(r)}")
-    click.echo(f"id {r['id']}")
+    echo(f"spoken: {_summary(r)}")
+    echo(f"id {r['id']}")
 
 
 @media.command("list")
@@ -99,7 +99,7 @@ def list_(obj: CliContext, as_json: bool) -> None:
                        ("created_by", "by")])
     total = sum(m["duration_s"] for m in items)
     if items:
-        click.echo(f"{len(items)} media, {duration(total)} of audio, {size(sum(m['size'] for m in items))}")
+        echo(f"{len(items)} media, {duration(total)} of audio, {size(sum(m['size'] for m in items))}")
 
 
 def resolve(obj: CliContext, prefix: str) -> dict[str, Any]:
@@ -127,4 +127,4 @@ def rm(obj: CliContext, media_id: str) -> None:
     """
     m = resolve(obj, media_id)
     obj.client().delete(f"/api/v1/media/{m['id']}")
-    click.echo(f"removed {_summary(m)}")
+    echo(f"removed {_summary(m)}")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from netmgr.cli.context import CliContext, pass_ctx
+from netmgr.cli.context import CliContext, echo, pass_ctx
 
 
 @click.group()
@@ -47,9 +47,9 @@ def render(obj: CliContext, passwd_file: Path, acl_file: Path) -> None:
     r = obj.client().get("/api/v1/mqtt/render")
     _write_private(passwd_file, r["passwd"])
     _write_private(acl_file, r["acl"])
-    click.echo(f"wrote {passwd_file} and {acl_file}: {r['nodes']} nodes"
+    echo(f"wrote {passwd_file} and {acl_file}: {r['nodes']} nodes"
                + (f", daemon user {r['daemon_user']}" if r.get("daemon_user") else ""))
     missing = r.get("without_credentials") or []
     if missing:
-        click.echo(f"{len(missing)} speakers have no credentials yet (e.g. {missing[0]}): "
+        echo(f"{len(missing)} speakers have no credentials yet (e.g. {missing[0]}): "
                    "`netmgr speaker credentials ID` creates them")

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from netmgr.cli.context import CliContext, echo_json, json_option, pass_ctx, print_table
+from netmgr.cli.context import CliContext, echo, echo_json, json_option, pass_ctx, print_table
 from netmgr.cli.inventory_cmds import file_argument, format_option, import_file, location_options, parse_tags
 
 
@@ -29,7 +29,7 @@ def add(obj: CliContext, node_id: str, name: str, model: str, zone: str, lat: fl
     """Add a speaker node; NODE_ID is its MQTT identity (lowercase, digits, '-')."""
     r = obj.client().post("/api/v1/speakers", {"id": node_id, "name": name, "model": model, "zone": zone,
                                                "lat": lat, "lon": lon, "tags": parse_tags(tags)})
-    echo_json(r) if as_json else click.echo(f"added speaker {r['id']} in {r['zone']}")
+    echo_json(r) if as_json else echo(f"added speaker {r['id']} in {r['zone']}")
 
 
 @speaker.command("import")
@@ -64,7 +64,7 @@ def list_(obj: CliContext, zone: str | None, status: str | None, tag: str | None
     counts: dict[str, int] = {}
     for i in items:
         counts[i["status"]] = counts.get(i["status"], 0) + 1
-    click.echo(", ".join(f"{v} {k}" for k, v in sorted(counts.items())) or "no speakers")
+    echo(", ".join(f"{v} {k}" for k, v in sorted(counts.items())) or "no speakers")
 
 
 @speaker.command("show")
@@ -86,12 +86,12 @@ def show(obj: CliContext, node_id: str, history_rows: int, history_minutes: int,
     for k in ("id", "name", "zone", "model", "status", "since", "last_seen", "session", "fw", "skew_s",
               "schedule_version", "credentials"):
         if k in r:
-            click.echo(f"{k:16} {'' if r[k] is None else r[k]}")
+            echo(f"{k:16} {'' if r[k] is None else r[k]}")
     t = r.get("telemetry") or {}
     if t:
-        click.echo("telemetry")
+        echo("telemetry")
         for k, v in t.items():
-            click.echo(f"  {k:14} {'' if v is None else v}")
+            echo(f"  {k:14} {'' if v is None else v}")
     if r["history"]:
         print_table([{**h, "time": h["ts"][11:19]} for h in r["history"]],
                     [("time", "time (UTC)"), ("online", "online"), ("rssi_dbm", "rssi dBm"),
@@ -138,9 +138,9 @@ def _report(r: dict[str, Any], as_json: bool, extra: Any = None) -> None:
     cols.append(("error", "error"))
     print_table(rows, cols, title=f"{r['method']} {r['id']}")
     summary = ", ".join(f"{v} {k}" for k, v in sorted(r["summary"].items()))
-    click.echo(f"{r['total']} nodes: {summary}")
+    echo(f"{r['total']} nodes: {summary}")
     if not r.get("complete"):
-        click.echo("(not every node has answered yet: `netmgr speaker command "
+        echo("(not every node has answered yet: `netmgr speaker command "
                    f"{r['id']}` shows later states)")
 
 
@@ -266,11 +266,11 @@ def credentials(obj: CliContext, node_id: str | None, missing: bool, zone: str |
     if as_json:
         echo_json(r)
         return
-    click.echo(f"node      {r['node']}\nusername  {r['username']}\npassword  {r['password']}\n"
+    echo(f"node      {r['node']}\nusername  {r['username']}\npassword  {r['password']}\n"
                f"broker    {r['broker']}\nzone      {r['zone']}")
     if r.get("replaced"):
-        click.echo("(the node's previous password no longer works once the broker reloads)")
-    click.echo(r["note"])
+        echo("(the node's previous password no longer works once the broker reloads)")
+    echo(r["note"])
 
 
 def _bulk_credentials(obj: CliContext, zone: str | None, out: Path) -> None:
@@ -289,7 +289,7 @@ def _bulk_credentials(obj: CliContext, zone: str | None, out: Path) -> None:
             r = client.post(f"/api/v1/speakers/{nid}/credentials")
             f.write(f"{r['node']},{r['username']},{r['password']}\n")
             f.flush()
-    click.echo(f"created credentials for {len(todo)} speakers in {out} (mode 0600); "
+    echo(f"created credentials for {len(todo)} speakers in {out} (mode 0600); "
                "run `netmgr mqtt render` and reload mosquitto")
 
 
@@ -299,4 +299,4 @@ def _bulk_credentials(obj: CliContext, zone: str | None, out: Path) -> None:
 def remove(obj: CliContext, node_id: str) -> None:
     """Remove a speaker node from the inventory."""
     obj.client().delete(f"/api/v1/speakers/{node_id}")
-    click.echo(f"removed speaker {node_id}")
+    echo(f"removed speaker {node_id}")

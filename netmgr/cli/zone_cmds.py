@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from netmgr.cli.context import CliContext, echo_json, json_option, pass_ctx
+from netmgr.cli.context import CliContext, echo, echo_json, json_option, pass_ctx
 
 
 @click.group()
@@ -22,7 +22,7 @@ def zone() -> None:
 def add(obj: CliContext, path: str, name: str, as_json: bool) -> None:
     """Add the zone PATH (e.g. binh-phuoc/dong-xoai/tan-phu); its parent must exist."""
     z = obj.client().post("/api/v1/zones", {"path": path, "name": name})
-    echo_json(z) if as_json else click.echo(f"added {z['level']} {z['path']} ({z['name']})")
+    echo_json(z) if as_json else echo(f"added {z['level']} {z['path']} ({z['name']})")
 
 
 @zone.command("list")
@@ -36,15 +36,20 @@ def list_(obj: CliContext, under: str | None, as_json: bool) -> None:
         echo_json(items)
         return
     from rich.console import Console
+    from rich.markup import escape
     from rich.tree import Tree
 
+    from netmgr.text import safe_text
+
     if not items:
-        click.echo("(no zones)")
+        echo("(no zones)")
         return
     nodes: dict[str, Tree] = {}
     roots: list[Tree] = []
     for z in items:  # sorted by path: parents come first
-        label = f"[bold]{z['name']}[/bold]  {z['path']}  [dim]{z['level']}[/dim]"
+        # Names are data: escaped for the terminal and for rich's markup ("[red]" prints as typed).
+        label = (f"[bold]{escape(safe_text(z['name'], keep_newlines=False))}[/bold]  "
+                 f"{escape(safe_text(z['path']))}  [dim]{z['level']}[/dim]")
         parent = nodes.get(z["parent"] or "")
         node = parent.add(label) if parent else Tree(label)
         if not parent:
@@ -66,7 +71,7 @@ def show(obj: CliContext, path: str, as_json: bool) -> None:
         echo_json(z)
     else:
         for k in ("path", "name", "level", "parent"):
-            click.echo(f"{k:7} {z[k] or ''}")
+            echo(f"{k:7} {z[k] or ''}")
 
 
 @zone.command("import")
@@ -80,4 +85,4 @@ def import_(obj: CliContext, file: Path, fmt: str | None) -> None:
     text = file.read_text(encoding="utf-8")
     r = obj.client().post("/api/v1/zones/import", {"format": fmt or detect_format(file.name, text),
                                                    "text": text})
-    click.echo(f"{file}: {r['created']} zones created, {r['unchanged']} unchanged")
+    echo(f"{file}: {r['created']} zones created, {r['unchanged']} unchanged")

@@ -28,6 +28,7 @@ from netmgr.radio import protocol as p
 from netmgr.radio.commands import RANK, Delivery, TrackedCommand, Tracker, new_command_id
 from netmgr.radio.mqtt import Broker, from_settings
 from netmgr.radio.registry import Registry
+from netmgr.text import safe_text
 from netmgr.zones import is_within
 
 if TYPE_CHECKING:
@@ -41,6 +42,7 @@ SWEEP_EVERY = 0.5
 PENDING_WARN = 50_000
 BACKOFF_BASE, BACKOFF_MAX = 0.5, 10.0  # a broker back after an outage is found within ~10 s
 LOG_EVERY = 60.0  # at most one log line per node and kind of bad message per minute
+KIND_BUDGET = 20  # ... and at most this many lines per kind of bad message per minute
 STATE_WRITE_EVERY = 30.0  # a node's registry row is rewritten at most this often unless it changes state
 
 
@@ -49,22 +51,49 @@ def _dt(t: float | None) -> datetime | None:
 
 
 class BadMessageLog:
-    """Counts bad messages by kind and logs each (node, kind) at most once a minute."""
+    """Counts bad messages by kind and logs them within two budgets: each (node, kind) at most
+    once a minute, and each kind at most ``KIND_BUDGET`` lines a minute across all nodes (3,000
+    spoofed node ids must not make 3,000 lines); what the second budget holds back is summed up
+    in one line per kind and minute ("2,941 more unknown_node messages suppressed")."""
 
-    def __init__(self) -> None:
+    def __init__(self, kind_budget: int = KIND_BUDGET, every: float = LOG_EVERY) -> None:
         self.counts: Counter[str] = Counter()
+        self.kind_budget, self.every = kind_budget, every
         self._last: dict[tuple[str, str], float] = {}
+        self._window = time.monotonic()
+        self._logged: Counter[str] = Counter()  # lines per kind in the current window
+        self.suppressed: Counter[str] = Counter()  # held back by the kind budget in this window
 
     def report(self, node: str, kind: str, message: str) -> None:
         self.counts[kind] += 1
         now = time.monotonic()
+        self.summarize(now)
         key = (node, kind)
-        if now - self._last.get(key, -LOG_EVERY) >= LOG_EVERY:
-            self._last[key] = now
-            log.warning("bad message node=%s kind=%s: %s (counted; more like it are logged at most "
-                        "once a minute)", node, kind, message)
+        if now - self._last.get(key, -self.every) < self.every:
+            return
+        if self._logged[kind] >= self.kind_budget:
+            self.suppressed[kind] += 1
+            return
+        self._last[key] = now
+        self._logged[kind] += 1
+        log.warning("bad message node=%s kind=%s: %s (counted; more like it are logged at most "
+                    "once a minute)", safe_text(node, keep_newlines=False), kind,
+                    safe_text(message, keep_newlines=False))
         if len(self._last) > 50_000:  # a flood of random node ids must not grow this forever
             self._last.clear()
+
+    def summarize(self, now: float | None = None) -> None:
+        """At the end of each window: one line per kind whose messages the budget held back."""
+        now = time.monotonic() if now is None else now
+        if now - self._window < self.every:
+            return
+        for kind, n in sorted(self.suppressed.items()):
+            log.warning("bad messages: %s more %s messages suppressed in the last %.0f s (over %d "
+                        "lines of that kind; all are counted in /healthz bad_messages)",
+                        f"{n:,}", kind, now - self._window, self.kind_budget)
+        self.suppressed.clear()
+        self._logged.clear()
+        self._window = now
 
 
 class RadioService(Service):
@@ -200,6 +229,7 @@ class RadioService(Service):
         while True:
             await asyncio.sleep(SWEEP_EVERY)
             self.tracker.sweep()
+            self.bad.summarize()
             if self.connected.is_set():
                 for nid in self.registry.end_resync():
                     self._emit(nid, self.registry.node(nid), None)

@@ -112,6 +112,20 @@ def _timed(env):
     return time.perf_counter() - t0
 
 
+def read_until(proc: subprocess.Popen, marker: str, timeout: float) -> list[str]:
+    """The demo's output lines up to the first holding ``marker`` (fails naming what it printed)."""
+    lines: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        if marker in line:
+            return lines
+    raise AssertionError(f"the demo did not print {marker!r}:\n" + "".join(lines))
+
+
 def test_demo_runs_and_serves(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("NETMGR_")}
     env["XDG_CONFIG_HOME"] = str(tmp_path)
@@ -119,18 +133,8 @@ def test_demo_runs_and_serves(tmp_path):
                              "--api-port", str(free_port())], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     try:
-        exports = None
-        lines = []
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            lines.append(line)
-            if "export NETMGR_SERVER=" in line:
-                exports = dict(kv.split("=", 1) for kv in line.split()[1:])
-                break
-        assert exports, "".join(lines)
+        lines = read_until(proc, "export NETMGR_SERVER=", 60)
+        exports = dict(kv.split("=", 1) for kv in lines[-1].split()[1:])
         env = dict(env, **exports)
         listed = json.loads(netmgr("zone", "list", "--json", env=env, check=0).stdout)
         assert "Bình Phước" in {z["name"] for z in listed}
@@ -160,6 +164,28 @@ def test_demo_runs_and_serves(tmp_path):
         rest, _ = proc.communicate(timeout=60)
         assert proc.returncode == 0, "".join(lines) + rest
         assert "demo ran for 20s; stopping" in rest
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_demo_stops_cleanly_on_sigterm_and_knows_its_nodes_first(tmp_path):
+    """Issue 12, items 12 and 15: no unknown_node warning at start (the inventory is loaded before
+    the simulated nodes publish), and a SIGTERM is a requested stop: exit 0, not "unexpectedly"."""
+    import signal
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NETMGR_")}
+    env["XDG_CONFIG_HOME"] = str(tmp_path)
+    proc = subprocess.Popen([sys.executable, "-m", "netmgr", "demo", "--api-port", str(free_port())],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        lines = read_until(proc, "curl -s", 90)  # the banner's last line: every part has started
+        proc.send_signal(signal.SIGTERM)
+        rest, _ = proc.communicate(timeout=60)
+        out = "".join(lines) + rest
+        assert proc.returncode == 0, out
+        assert "demo stopped on request" in out and "unexpectedly" not in out
+        assert "unknown_node" not in out, out
     finally:
         if proc.poll() is None:
             proc.kill()

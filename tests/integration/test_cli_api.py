@@ -230,3 +230,37 @@ def test_bulk_speaker_credentials_go_to_a_new_private_file(stack):
     r = netmgr(stack, "speaker", "credentials", "--missing", "--zone", zone, "--out", str(again), token=token)
     assert "created credentials for 0 speakers" in r.stdout
     netmgr(stack, "speaker", "credentials", "--missing", code=2, token=token)  # no --out: refused
+
+
+def test_untrusted_strings_cannot_drive_the_terminal(stack):
+    """Issue 12, item 6: names stored before input was checked (or by another tool) are printed
+    with their control characters escaped, never as terminal escapes or rich markup."""
+    import asyncio
+
+    from netmgr.config import load_settings
+    from netmgr.store import db
+    from netmgr.store.models import Speaker, Zone
+
+    hostile = "\x1b]0;pwned\x07Cụm [red]loa\x1b[31m \u202egnp.exe\x9b"
+
+    async def plant() -> None:
+        settings, _ = load_settings(stack["env"]["NETMGR_CONFIG"], environ={})
+        engine = db.create_engine(settings.database_url)
+        async with db.sessionmaker(engine)() as s:
+            s.add(Zone(path="tinh-x", name=hostile, level="province", parent=None))
+            await s.flush()
+            s.add(Speaker(id="loa-evil", zone="tinh-x", name=hostile, model=hostile, tags={"k": hostile}))
+            await s.commit()
+        await engine.dispose()
+
+    asyncio.run(plant())
+    token = json.loads(netmgr(stack, "user", "add", "render", "--role", "admin", "--json").stdout)["token"]
+    for args in (["speaker", "show", "loa-evil"], ["speaker", "list", "--zone", "tinh-x"],
+                 ["zone", "list"], ["zone", "show", "tinh-x"], ["speaker", "show", "loa-evil", "--json"]):
+        r = netmgr(stack, *args, token=token)
+        out = r.stdout + r.stderr
+        assert not any(c in out for c in "\x1b\x07\x9b\u202e"), (args, out)
+        if "--json" in args:
+            assert json.loads(r.stdout)["name"] == hostile  # JSON keeps the data, escaped
+        elif args[1] != "list" or args[0] == "zone":  # `speaker list` has no name column
+            assert "\\x1b]0;pwned\\x07" in out and "[red]loa" in out, (args, out)

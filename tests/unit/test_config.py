@@ -207,3 +207,20 @@ def test_influxdb_v1_password_needs_a_user_and_bucket_a_database(tmp_path):
         load_settings(p, environ={})
     assert ei.value.problems[0].startswith('influxdb.token: with api = "v1" token is the password of username')
     assert "influx1-s3cret" not in str(ei.value)
+
+
+def test_config_show_masks_passwords_in_urls(tmp_path):
+    """Issue 12, item 7: the userinfo of every URL is masked, in the table and in JSON."""
+    p = write(tmp_path, '[database]\nurl = "postgresql://netmgr:Pg-Pa55word@db.example:5432/netmgr"\n'
+                        '[influxdb]\nurl = "http://writer:Influx-Pa55@influx.example:8086"\n'
+                        '[grafana]\nurl = "https://admin:Graf-Pa55@grafana.example"\n')
+    runner = CliRunner()
+    for args in (["config", "show"], ["config", "show", "--json"]):
+        r = runner.invoke(cli, ["--config", str(p), *args], env={})
+        assert r.exit_code == 0, r.output
+        for secret in ("Pg-Pa55word", "Influx-Pa55", "Graf-Pa55"):
+            assert secret not in r.output
+        assert "postgresql://netmgr:**********@db.example:5432/netmgr" in r.output
+        assert "https://admin:**********@grafana.example" in r.output
+    s, _ = load_settings(p, environ={})
+    assert s.database.url.endswith("Pg-Pa55word@db.example:5432/netmgr")  # the daemon still has it
