@@ -55,6 +55,20 @@ class Principal:
             return False
         return any(is_within(zone, z) for z in self.zones)
 
+    def may_read(self, zone: str | None) -> bool:
+        """Admins and viewers (the NOC) read everything; operators what is in their zones'
+        subtrees (docs/architecture.md, "Who may read what")."""
+        if self.role != "operator":
+            return True
+        return zone is not None and any(is_within(zone, z) for z in self.zones)
+
+    def may_read_overlapping(self, zone: str | None) -> bool:
+        """For what reaches a whole subtree (a program, a zone command): an operator reads it when
+        it is inside their zones or covers them (a province-wide program plays in their commune)."""
+        if self.role != "operator":
+            return True
+        return zone is not None and any(is_within(zone, z) or is_within(z, zone) for z in self.zones)
+
     def require_write(self, zone: str | None, what: str = "write") -> None:
         """Raise Forbidden naming the zone unless this principal may write there."""
         if self.may_write(zone):

@@ -106,6 +106,9 @@ class MqttSettings(Section):
     username: str = ""
     password: Secret = Secret("")
     client_id: str = "netmgr"
+    inbound_username: str = Field("", description="user name of the daemon's subscriber connection "
+                                  "(default: username); with mosquitto's use_username_as_clientid, "
+                                  "'<username>-in' as `netmgr mqtt render` writes it")
     protocol: Literal["3.1.1", "5"] = "5"
     tls: bool = False
     ca_file: Path | None = None

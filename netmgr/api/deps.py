@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from sqlalchemy import false, or_, true
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -150,6 +151,15 @@ async def audited_write(request: Request, who: Principal, action: str, target: s
             await _rollback(s)
             await record_audit(request, who, action, target, zone, "error", f"{type(e).__name__}: {e}")
             raise
+
+
+def readable(who: Principal, column: Any) -> Any:
+    """The SQL condition restricting ``column`` (a zone path) to what ``who`` may read: every
+    list query of a zoned table goes through it before anything reaches the caller (as
+    NetBox's ``.restrict(user, 'view')``). True for admins and viewers."""
+    if who.role != "operator":
+        return true()
+    return or_(false(), *[c for z in who.zones for c in (column == z, column.startswith(z + "/"))])
 
 
 def page(items: list[Any]) -> dict[str, Any]:

@@ -214,7 +214,7 @@ def content_seconds(request: Request, media_id: str) -> str | None:
 
 
 @router.get("/programs", tags=["broadcasts"])
-async def list_programs(request: Request, _: Caller, s: Session, zone: str | None = None,
+async def list_programs(request: Request, who: Caller, s: Session, zone: ZonePath | None = None,
                         cancelled: bool = False) -> dict[str, Any]:
     from netmgr.broadcast.model import Program
 
@@ -225,6 +225,8 @@ async def list_programs(request: Request, _: Caller, s: Session, zone: str | Non
     out = []
     for r in await s.scalars(q):
         if zone and not (r.zone == zone or r.zone.startswith(zone + "/") or zone.startswith(r.zone + "/")):
+            continue
+        if not who.may_read_overlapping(r.zone):
             continue
         try:
             prog = Program.model_validate({**r.data, "id": r.id})
@@ -245,14 +247,14 @@ async def occurrence_summaries(s: AsyncSession, occ_ids: list[str]) -> dict[str,
 
 
 @router.get("/programs/{program_id}", tags=["broadcasts"])
-async def get_program(program_id: ProgramId, request: Request, _: Caller, s: Session) -> dict[str, Any]:
+async def get_program(program_id: ProgramId, request: Request, who: Caller, s: Session) -> dict[str, Any]:
     """A program, its next occurrences and the delivery of its recent ones."""
     from netmgr.broadcast import timeparse as tp
     from netmgr.broadcast.model import Program
 
     tz = tz_of(request)
     row = await s.get(ProgramRow, program_id)
-    if row is None:
+    if row is None or not who.may_read_overlapping(row.zone):
         raise NotFound(f"program {program_id} not found; see `netmgr broadcast list`")
     prog = Program.model_validate({**row.data, "id": row.id})
     out = program_out(row, prog, tz)
@@ -303,10 +305,15 @@ async def cancel_program(program_id: ProgramId, request: Request, who: Caller, s
 
 
 @router.get("/plan", tags=["broadcasts"])
-async def plan(request: Request, _: Caller, s: Session, zone: str, day: str = "today") -> dict[str, Any]:
-    """The resolved timeline of every speaker in a zone for one local day (preemptions applied)."""
+async def plan(request: Request, who: Caller, s: Session, zone: ZonePath,
+               day: Annotated[str, Query(max_length=40)] = "today") -> dict[str, Any]:
+    """The resolved timeline of every speaker in a zone for one local day (preemptions applied);
+    an operator plans only inside their zones."""
     from netmgr.broadcast.planner import plan_zone
 
+    if not who.may_read(zone):
+        raise Forbidden(f"{who.role} '{who.name}' may not read the plan of zone {zone}: outside their "
+                        f"zones {', '.join(who.zones)}")
     tz = tz_of(request)
     index = await zone_index(s)
     if not index.has_zone(zone):
@@ -358,9 +365,10 @@ async def broadcast_now(body: NowIn, request: Request, who: Caller) -> dict[str,
 
 
 @router.get("/reports", tags=["broadcasts"])
-async def report(request: Request, _: Caller, s: Session,
-                 from_: Annotated[str, Query(alias="from")], to: str,
-                 zone: str | None = None) -> dict[str, Any]:
+async def report(request: Request, who: Caller, s: Session,
+                 from_: Annotated[str, Query(alias="from", max_length=40)],
+                 to: Annotated[str, Query(max_length=40)],
+                 zone: ZonePath | None = None) -> dict[str, Any]:
     """Per program and occurrence in ``[from, to]`` (local days): targets, played, failed, offline,
     late, missed — the record a commune keeps."""
     from netmgr.broadcast import timeparse as tp
@@ -376,7 +384,8 @@ async def report(request: Request, _: Caller, s: Session,
     q = (select(OccurrenceRow, ProgramRow).join(ProgramRow, ProgramRow.id == OccurrenceRow.program_id)
          .where(OccurrenceRow.start >= start, OccurrenceRow.start < end).order_by(OccurrenceRow.start))
     rows = [(o, p) for o, p in (await s.execute(q)).all()
-            if not zone or p.zone == zone or p.zone.startswith(zone + "/") or zone.startswith(p.zone + "/")]
+            if (not zone or p.zone == zone or p.zone.startswith(zone + "/") or zone.startswith(p.zone + "/"))
+            and who.may_read_overlapping(p.zone)]
     sums = await occurrence_summaries(s, [o.id for o, _ in rows])
     items = []
     for o, p in rows:
@@ -392,7 +401,7 @@ async def report(request: Request, _: Caller, s: Session,
 
 
 @router.get("/programs.ics", tags=["broadcasts"], response_class=PlainTextResponse)
-async def ics(request: Request, _: Caller, s: Session, zone: str | None = None) -> PlainTextResponse:
+async def ics(request: Request, who: Caller, s: Session, zone: ZonePath | None = None) -> PlainTextResponse:
     """iCalendar (RFC 5545) of the programs, recurring ones with their RRULE."""
     from netmgr.broadcast.ics import to_ics
 
@@ -401,4 +410,5 @@ async def ics(request: Request, _: Caller, s: Session, zone: str | None = None) 
     if zone:
         progs = [p for p in progs if (z := rows[p.id].zone) == zone or z.startswith(zone + "/")
                  or zone.startswith(z + "/")]
+    progs = [p for p in progs if p.id in rows and who.may_read_overlapping(rows[p.id].zone)]
     return PlainTextResponse(to_ics(progs, tz_of(request)), media_type="text/calendar; charset=utf-8")

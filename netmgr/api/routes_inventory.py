@@ -9,12 +9,13 @@ from fastapi import APIRouter, Depends, Request
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from netmgr.api.deps import audited_write, page, principal, session
+from netmgr.api.deps import audited_write, page, principal, readable, session
 from netmgr.api.routes_zones import ImportIn
 from netmgr.auth import Principal
 from netmgr.errors import Conflict, NotFound, UsageError
 from netmgr.inventory import ApIn, SpeakerIn, validate_records
 from netmgr.records import ImportRefused, parse_records
+from netmgr.refs import ZonePath
 from netmgr.store.models import AccessPoint, ApEvent, ApState, Speaker, Zone
 
 router = APIRouter()
@@ -111,10 +112,11 @@ def tag_filter(items: list[Any], tag: str | None) -> list[Any]:
 
 
 @router.get("/aps", tags=["aps"])
-async def list_aps(_: Caller, s: Session, zone: str | None = None, tag: str | None = None,
+async def list_aps(who: Caller, s: Session, zone: ZonePath | None = None, tag: str | None = None,
                    status: str | None = None) -> dict[str, Any]:
     q = (select(AccessPoint, ApState).outerjoin(ApState, ApState.ap_id == AccessPoint.id)
-         .where(zone_filter(AccessPoint.zone, zone)).order_by(AccessPoint.name))
+         .where(zone_filter(AccessPoint.zone, zone), readable(who, AccessPoint.zone))
+         .order_by(AccessPoint.name))
     rows = (await s.execute(q)).all()
     items = [ap_out(a) | state_out(st) for a, st in rows if not tag or tag_filter([a], tag)]
     if status:
@@ -122,16 +124,17 @@ async def list_aps(_: Caller, s: Session, zone: str | None = None, tag: str | No
     return page(items)
 
 
-async def _ap(s: AsyncSession, name: str) -> AccessPoint:
+async def _ap(s: AsyncSession, name: str, who: Principal | None = None) -> AccessPoint:
+    """The AP by name; NotFound also when ``who`` may not read it (its existence is not told)."""
     ap = await s.scalar(select(AccessPoint).where(AccessPoint.name == name))
-    if ap is None:
+    if ap is None or (who is not None and not who.may_read(ap.zone)):
         raise NotFound(f"AP {name!r} not found")
     return ap
 
 
 @router.get("/aps/{name}", tags=["aps"])
-async def get_ap(name: str, _: Caller, s: Session) -> dict[str, Any]:
-    ap = await _ap(s, name)
+async def get_ap(name: str, who: Caller, s: Session) -> dict[str, Any]:
+    ap = await _ap(s, name, who)
     events = await s.scalars(select(ApEvent).where(ApEvent.ap_id == ap.id)
                              .order_by(ApEvent.id.desc()).limit(20))
     return ap_out(ap) | state_out(await s.get(ApState, ap.id), detail=True) | {
@@ -202,22 +205,24 @@ async def import_aps(body: ImportIn, request: Request, who: Caller) -> dict[str,
 
 
 @router.get("/speakers", tags=["speakers"])
-async def list_speakers(_: Caller, s: Session, zone: str | None = None,
+async def list_speakers(who: Caller, s: Session, zone: ZonePath | None = None,
                         tag: str | None = None) -> dict[str, Any]:
-    rows = list(await s.scalars(select(Speaker).where(zone_filter(Speaker.zone, zone)).order_by(Speaker.id)))
+    rows = list(await s.scalars(select(Speaker).where(zone_filter(Speaker.zone, zone),
+                                                      readable(who, Speaker.zone)).order_by(Speaker.id)))
     return page([speaker_out(x) for x in tag_filter(rows, tag)])
 
 
-async def _speaker(s: AsyncSession, node_id: str) -> Speaker:
+async def _speaker(s: AsyncSession, node_id: str, who: Principal | None = None) -> Speaker:
+    """The speaker by id; NotFound also when ``who`` may not read it."""
     sp = await s.get(Speaker, node_id)
-    if sp is None:
+    if sp is None or (who is not None and not who.may_read(sp.zone)):
         raise NotFound(f"speaker {node_id!r} not found")
     return sp
 
 
 @router.get("/speakers/{node_id}", tags=["speakers"])
-async def get_speaker(node_id: str, _: Caller, s: Session) -> dict[str, Any]:
-    return speaker_out(await _speaker(s, node_id))
+async def get_speaker(node_id: str, who: Caller, s: Session) -> dict[str, Any]:
+    return speaker_out(await _speaker(s, node_id, who))
 
 
 @router.post("/speakers", tags=["speakers"], status_code=201)

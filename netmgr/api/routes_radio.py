@@ -16,9 +16,9 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from netmgr.api.deps import audited_write, page, principal, session
+from netmgr.api.deps import audited_write, page, principal, readable, session
 from netmgr.auth import Principal
-from netmgr.errors import Forbidden, NotFound, Retryable, UsageError
+from netmgr.errors import Conflict, Forbidden, NotFound, Retryable, UsageError
 from netmgr.refs import NodeId, ZonePath
 from netmgr.store.models import Command, CommandDelivery, Speaker, SpeakerState
 from netmgr.zones import common_zone
@@ -73,13 +73,14 @@ async def _statuses(request: Request, s: AsyncSession, rows: list[Speaker]) -> l
 
 
 @router.get("/speakers-status", tags=["speakers"])
-async def speakers_status(request: Request, _: Caller, s: Session, zone: str | None = None,
+async def speakers_status(request: Request, who: Caller, s: Session, zone: ZonePath | None = None,
                           status: Literal["online", "offline", "stale", "unknown"] | None = None,
                           tag: str | None = None) -> dict[str, Any]:
     """Every speaker with its live status (online, stale, offline, unknown) and last telemetry."""
     from netmgr.api.routes_inventory import tag_filter, zone_filter
 
-    q = select(Speaker).where(zone_filter(Speaker.zone, zone)).order_by(Speaker.id)
+    q = (select(Speaker).where(zone_filter(Speaker.zone, zone), readable(who, Speaker.zone))
+         .order_by(Speaker.id))
     items = await _statuses(request, s, tag_filter(list(await s.scalars(q)), tag))
     if status:
         items = [i for i in items if i["status"] == status]
@@ -87,11 +88,11 @@ async def speakers_status(request: Request, _: Caller, s: Session, zone: str | N
 
 
 @router.get("/speakers/{node_id}/status", tags=["speakers"])
-async def speaker_status(node_id: str, request: Request, _: Caller, s: Session,
+async def speaker_status(node_id: str, request: Request, who: Caller, s: Session,
                          commands: Annotated[int, Query(ge=0, le=500)] = 20) -> dict[str, Any]:
     """One node: inventory, status, last telemetry and its recent commands with their states."""
     sp = await s.get(Speaker, node_id)
-    if sp is None:
+    if sp is None or not who.may_read(sp.zone):
         raise NotFound(f"speaker {node_id!r} not found")
     out = (await _statuses(request, s, [sp]))[0]
     rows = (await s.execute(
@@ -168,36 +169,72 @@ async def send_command(body: CommandIn, request: Request, who: Caller) -> dict[s
 
 
 @router.get("/commands/{command_id}", tags=["speakers"])
-async def get_command(command_id: str, request: Request, _: Caller, s: Session) -> dict[str, Any]:
-    """A command and every target node's state with the time each state was reached."""
+async def get_command(command_id: str, request: Request, who: Caller, s: Session) -> dict[str, Any]:
+    """A command and every target node's state with the time each state was reached (an operator
+    sees a command that reached their zones, and only their nodes' deliveries)."""
     svc = (getattr(request.app.state, "services", None) or {}).get("radio")
     tc = svc.tracker.commands.get(command_id) if svc is not None else None
     if tc is not None and not tc.dropped:  # compacted ones: every delivery is in the store
-        return tc.to_dict()
+        if not await command_visible(s, who, {"nodes": tc.nodes, "zones": tc.zones}):
+            raise NotFound(f"command {command_id!r} not found")
+        return await scoped_deliveries(s, who, tc.to_dict())
     c = await s.get(Command, command_id)
-    if c is None:
+    if c is None or not await command_visible(s, who, c.targets):
         raise NotFound(f"command {command_id!r} not found")
     ds = list(await s.scalars(select(CommandDelivery).where(CommandDelivery.command_id == command_id)
                               .order_by(CommandDelivery.node_id)))
     summary: dict[str, int] = {}
     for d in ds:
         summary[d.state] = summary.get(d.state, 0) + 1
-    return {"id": c.id, "method": c.method, "params": c.params, "priority": c.priority,
-            "issued": _iso(c.issued), "expires": _iso(c.expires), "issued_by": c.issued_by,
-            "targets": c.targets, "total": len(ds), "summary": summary,
-            "complete": all(d.state in ("done", "error", "expired") for d in ds),
-            "deliveries": [{"node": d.node_id, "state": d.state, "error": d.error, "data": d.data,
-                            "times": d.times} for d in ds]}
+    return await scoped_deliveries(s, who, {
+        "id": c.id, "method": c.method, "params": c.params, "priority": c.priority,
+        "issued": _iso(c.issued), "expires": _iso(c.expires), "issued_by": c.issued_by,
+        "targets": c.targets, "total": len(ds), "summary": summary,
+        "complete": all(d.state in ("done", "error", "expired") for d in ds),
+        "deliveries": [{"node": d.node_id, "state": d.state, "error": d.error, "data": d.data,
+                        "times": d.times} for d in ds]})
+
+
+async def _node_zones(s: AsyncSession, nodes: list[str]) -> dict[str, str]:
+    if not nodes:
+        return {}
+    return dict((await s.execute(select(Speaker.id, Speaker.zone).where(Speaker.id.in_(nodes)))).all())
+
+
+async def command_visible(s: AsyncSession, who: Principal, targets: dict[str, Any]) -> bool:
+    """Whether ``who`` may read a command: it reached one of their zones (a zone target inside
+    or covering them, or a node in them)."""
+    if who.role != "operator":
+        return True
+    return _visible(who, targets, await _node_zones(s, list(targets.get("nodes") or ())))
+
+
+def _visible(who: Principal, targets: dict[str, Any], node_zones: dict[str, str]) -> bool:
+    if any(who.may_read_overlapping(z) for z in targets.get("zones") or ()):
+        return True
+    return any(who.may_read(node_zones.get(n)) for n in targets.get("nodes") or ())
+
+
+async def scoped_deliveries(s: AsyncSession, who: Principal, out: dict[str, Any]) -> dict[str, Any]:
+    """``out`` with only the deliveries of nodes ``who`` may read (operators)."""
+    if who.role != "operator" or "deliveries" not in out:
+        return out
+    zones = await _node_zones(s, [d["node"] for d in out["deliveries"]])
+    out["deliveries"] = [d for d in out["deliveries"] if who.may_read(zones.get(d["node"]))]
+    return out
 
 
 @router.post("/speakers/{node_id}/credentials", tags=["speakers"])
 async def speaker_credentials(node_id: str, request: Request, who: Caller, s: Session) -> dict[str, Any]:
     """Create (or replace) the node's MQTT identity; the password is in this answer only."""
-    from netmgr.radio.acl import mosquitto_hash, new_password
+    from netmgr.radio.acl import daemon_users, mosquitto_hash, new_password
 
     sp = await s.get(Speaker, node_id)
     if sp is None:
         raise NotFound(f"speaker {node_id!r} not found")
+    if node_id in daemon_users(request.app.state.settings.mqtt.username):
+        raise Conflict(f"speaker {node_id!r} has the name of the daemon's own MQTT identity; "
+                       "give the node another id")
     password = new_password()
     replaced = sp.mqtt_hash is not None
     async with audited_write(request, who, "speaker.credentials", node_id, sp.zone,
@@ -209,6 +246,26 @@ async def speaker_credentials(node_id: str, request: Request, who: Caller, s: Se
     return {"node": node_id, "username": node_id, "password": password, "replaced": replaced,
             "zone": sp.zone, "broker": f"{'mqtts' if mqtt.tls else 'mqtt'}://{mqtt.host}:{mqtt.port}",
             "note": "shown once; run `netmgr mqtt render` and reload mosquitto so the broker knows it"}
+
+
+@router.post("/speakers/{node_id}/reset-session", tags=["speakers"])
+async def reset_session(node_id: str, request: Request, who: Caller, s: Session) -> dict[str, Any]:
+    """Forget a node's session counter (after a flash wipe restarted it from a lower value, or a
+    bogus one was accepted before): the node's next status is taken as its current one. Audited."""
+    sp = await s.get(Speaker, node_id)
+    if sp is None:
+        raise NotFound(f"speaker {node_id!r} not found")
+    async with audited_write(request, who, "speaker.reset-session", node_id, sp.zone) as w:
+        st = await w.get(SpeakerState, node_id)
+        forgotten = st.session if st is not None and st.session >= 0 else None
+        if st is not None:
+            st.session = -1
+        svc = (getattr(request.app.state, "services", None) or {}).get("radio")
+        if svc is not None:
+            live = await svc.reset_session(node_id)
+            forgotten = live if live >= 0 else forgotten
+    return {"node": node_id, "forgotten_session": forgotten,
+            "note": "the node's next status sets its session; docs/protocol.md, Session counter"}
 
 
 @router.get("/mqtt/render", tags=["speakers"])
@@ -228,9 +285,13 @@ async def mqtt_render(request: Request, who: Caller, s: Session) -> dict[str, An
 
 
 @router.get("/commands", tags=["speakers"])
-async def list_commands(_: Caller, s: Session, limit: Annotated[int, Query(ge=1, le=500)] = 50
+async def list_commands(who: Caller, s: Session, limit: Annotated[int, Query(ge=1, le=500)] = 50
                         ) -> dict[str, Any]:
-    """Recent commands, newest first."""
-    rows = list(await s.scalars(select(Command).order_by(Command.issued.desc()).limit(limit)))
+    """Recent commands, newest first (an operator's: those that reached their zones)."""
+    rows = list(await s.scalars(select(Command).order_by(Command.issued.desc())
+                                .limit(limit if who.role != "operator" else 5000)))
+    if who.role == "operator":
+        zones = await _node_zones(s, sorted({n for c in rows for n in c.targets.get("nodes") or ()}))
+        rows = [c for c in rows if _visible(who, c.targets, zones)][:limit]
     return page([{"id": c.id, "method": c.method, "priority": c.priority, "issued": _iso(c.issued),
                   "issued_by": c.issued_by, "targets": c.targets} for c in rows])

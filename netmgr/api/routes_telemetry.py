@@ -62,10 +62,11 @@ def ap_rows(path: Any, name: str, since_ns: int, limit: int) -> list[dict[str, A
 
 
 @router.get("/aps/{name}/history", tags=["telemetry"])
-async def ap_history(name: str, request: Request, _: Caller, s: Session, minutes: Minutes = 60,
+async def ap_history(name: str, request: Request, who: Caller, s: Session, minutes: Minutes = 60,
                      limit: Limit = 60) -> dict[str, Any]:
     """Recent polls of one AP from the ring, oldest first."""
-    if await s.scalar(select(AccessPoint.id).where(AccessPoint.name == name)) is None:
+    zone = await s.scalar(select(AccessPoint.zone).where(AccessPoint.name == name))
+    if zone is None or not who.may_read(zone):
         raise NotFound(f"AP {name!r} not found")
     since = time.time_ns() - minutes * 60 * 10**9
     rows = await asyncio.to_thread(ap_rows, _ring_path(request), name, since, limit)
@@ -73,10 +74,11 @@ async def ap_history(name: str, request: Request, _: Caller, s: Session, minutes
 
 
 @router.get("/speakers/{node_id}/history", tags=["telemetry"])
-async def speaker_history(node_id: str, request: Request, _: Caller, s: Session, minutes: Minutes = 60,
+async def speaker_history(node_id: str, request: Request, who: Caller, s: Session, minutes: Minutes = 60,
                           limit: Limit = 60) -> dict[str, Any]:
     """Recent telemetry and status changes of one speaker node from the ring, oldest first."""
-    if await s.get(Speaker, node_id) is None:
+    sp = await s.get(Speaker, node_id)
+    if sp is None or not who.may_read(sp.zone):
         raise NotFound(f"speaker {node_id!r} not found")
     since = time.time_ns() - minutes * 60 * 10**9
     rows = await asyncio.to_thread(ring.history, _ring_path(request), "speaker", "node", node_id, since,

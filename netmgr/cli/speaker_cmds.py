@@ -293,6 +293,19 @@ def _bulk_credentials(obj: CliContext, zone: str | None, out: Path) -> None:
                "run `netmgr mqtt render` and reload mosquitto")
 
 
+@speaker.command("reset-session")
+@click.argument("node_id")
+@json_option
+@pass_ctx
+def reset_session(obj: CliContext, node_id: str, as_json: bool) -> None:
+    """Forget a node's session counter (after a flash wipe; see docs/protocol.md). Audited."""
+    r = obj.client().post(f"/api/v1/speakers/{node_id}/reset-session")
+    if as_json:
+        echo_json(r)
+        return
+    echo(f"speaker {node_id}: session {r['forgotten_session']} forgotten; {r['note']}")
+
+
 @speaker.command("remove")
 @click.argument("node_id")
 @pass_ctx

@@ -187,7 +187,7 @@ class MediaStore:
                 return existing, False
             media = Media(id=media_id, format=info.format.name, title=_title(title, filename),
                           kind=kind, duration_s=round(info.duration_s, 3), size=size,
-                          created=datetime.now(UTC).isoformat(timespec="seconds"), created_by=created_by,
+                          created=datetime.now(UTC).isoformat(timespec="milliseconds"), created_by=created_by,
                           sample_rate=info.sample_rate, channels=info.channels,
                           filename=os.path.basename(filename)[:255], text=text, voice=voice)
             self.root.mkdir(parents=True, exist_ok=True, mode=0o750)

@@ -48,22 +48,37 @@ def verify(password: str, stored: str) -> bool:
     return hmac.compare_digest(base64.b64encode(got).decode(), dk)
 
 
+INBOUND_SUFFIX = "-in"  # the daemon's subscriber identity: {username}-in
+
+
+def daemon_users(daemon_user: str) -> list[str]:
+    """The daemon's identities: ``user`` (publisher) and ``user-in`` (subscriber). Two, so that with
+    mosquitto's ``use_username_as_clientid`` each connection has its own client id, and no other
+    identity can take either of them (issue 12, item 13; docs/operations.md, "Client ids")."""
+    return [daemon_user, daemon_user + INBOUND_SUFFIX] if daemon_user else []
+
+
 def render_passwd(daemon_user: str, daemon_password: str, nodes: dict[str, str]) -> str:
-    """The password file: the daemon's identity, then every node with a credential (id -> hash)."""
+    """The password file: the daemon's identities, then every node with a credential (id -> hash)."""
     lines = ["# written by `netmgr mqtt render`; do not edit (regenerate instead)"]
-    if daemon_user:
-        lines.append(f"{daemon_user}:{mosquitto_hash(daemon_password)}")
-    lines += [f"{nid}:{h}" for nid, h in sorted(nodes.items())]
+    for user in daemon_users(daemon_user):
+        lines.append(f"{user}:{mosquitto_hash(daemon_password)}")
+    daemon = set(daemon_users(daemon_user))  # a node may never be given the daemon's identity
+    lines += [f"{nid}:{h}" for nid, h in sorted(nodes.items()) if nid not in daemon]
     return "\n".join(lines) + "\n"
 
 
 def render_acl(daemon_user: str, nodes: dict[str, str]) -> str:
     """The ACL file for ``nodes`` (node id -> zone path)."""
     out = ["# written by `netmgr mqtt render`; do not edit (regenerate instead)",
-           "# Anything not granted here is refused: a node cannot publish as another node.", ""]
-    if daemon_user:
-        out += [f"user {daemon_user}", f"topic readwrite {ROOT}/#", ""]
+           "# Anything not granted here is refused: a node cannot publish as another node.",
+           "# With `use_username_as_clientid true` in mosquitto.conf no client can take another's",
+           "# client id either (docs/operations.md, \"Client ids\").", ""]
+    for user in daemon_users(daemon_user):
+        out += [f"user {user}", f"topic readwrite {ROOT}/#", ""]
     for nid, zone in sorted(nodes.items()):
+        if nid in daemon_users(daemon_user):
+            continue
         out.append(f"user {nid}")
         out += [f"topic write {node_topic(nid, k)}" for k in ("telemetry", "reply")]
         out.append(f"topic readwrite {node_topic(nid, 'status')}")

@@ -29,6 +29,10 @@ class Broker:
     cert_file: Path | None = None
     key_file: Path | None = None
     protocol: str = "5"      # "5" or "3.1.1"
+    # The identity of the daemon's inbound (subscriber) connection when it is not ``username``:
+    # with mosquitto's use_username_as_clientid each connection needs its own user name
+    # (docs/operations.md, "Client ids").
+    inbound_username: str | None = None
     keepalive: int = 30
 
     def describe(self) -> str:
@@ -65,7 +69,7 @@ def from_settings(mqtt: Any) -> Broker:
     return Broker(host=mqtt.host, port=mqtt.port, username=mqtt.username or None,
                   password=mqtt.password.get_secret_value() or None, tls=mqtt.tls, ca_file=mqtt.ca_file,
                   cert_file=mqtt.cert_file, key_file=mqtt.key_file, protocol=mqtt.protocol,
-                  keepalive=mqtt.keepalive)
+                  keepalive=mqtt.keepalive, inbound_username=mqtt.inbound_username or None)
 
 
 def from_url(url: str, *, ca_file: Path | None = None, protocol: str = "5") -> Broker:

@@ -15,6 +15,22 @@ from typing import Any
 
 from netmgr.radio.protocol import Status, Telemetry
 
+# A session is the node's connection counter or its Unix time in milliseconds at connect
+# (docs/protocol.md, "Session counter"). Anything further ahead than this of the daemon's clock
+# read as milliseconds is not a real session: accepting it would lock the node's real, lower
+# sessions out for good (issue 12, item 11).
+SESSION_AHEAD_MS = 86_400_000
+
+
+def session_limit(now: float | None = None) -> int:
+    """The highest plausible session now: the daemon's clock in ms plus one day."""
+    return int((time.time() if now is None else now) * 1000) + SESSION_AHEAD_MS
+
+
+def plausible_session(session: int, now: float | None = None) -> bool:
+    """True unless ``session`` is more than a day ahead of the clock in milliseconds."""
+    return session <= session_limit(now)
+
 
 @dataclass(slots=True)
 class NodeState:

@@ -27,7 +27,7 @@ from netmgr.errors import Conflict, NetmgrError, NotFound, UsageError
 from netmgr.radio import protocol as p
 from netmgr.radio.commands import RANK, Delivery, TrackedCommand, Tracker, new_command_id
 from netmgr.radio.mqtt import Broker, from_settings
-from netmgr.radio.registry import Registry
+from netmgr.radio.registry import Registry, plausible_session
 from netmgr.text import safe_text
 from netmgr.zones import is_within
 
@@ -48,6 +48,13 @@ STATE_WRITE_EVERY = 30.0  # a node's registry row is rewritten at most this ofte
 
 def _dt(t: float | None) -> datetime | None:
     return None if t is None else datetime.fromtimestamp(t, UTC)
+
+
+def _check_session(kind: str, session: int | None) -> None:
+    if session is not None and not plausible_session(session):
+        raise p.BadMessage(kind, f"session {session} is more than a day ahead of this daemon's clock in "
+                           "milliseconds; ignored (fix the node's clock or counter, or run "
+                           "`netmgr speaker reset-session` after a flash wipe; docs/protocol.md)")
 
 
 class BadMessageLog:
@@ -155,7 +162,9 @@ class RadioService(Service):
         nodes' messages carry nothing in properties that the payload does not."""
         import aiomqtt
 
-        from netmgr.radio.fastclient import FastClient
+        from netmgr.radio.fastclient import inbound_client_class
+
+        inbound_client = inbound_client_class(log)  # FastClient, or the stock client on untested versions
 
         failures = 0
         while True:
@@ -169,13 +178,15 @@ class RadioService(Service):
                 props.SessionExpiryInterval = 0
                 extra = {"properties": props}
             in_kwargs = {**kwargs, "protocol": aiomqtt.ProtocolVersion.V311}
+            if self.broker.inbound_username:
+                in_kwargs["username"] = self.broker.inbound_username
             delay = 0.0
             clients: list[Any] = []
             try:
                 async with contextlib.AsyncExitStack() as stack:
                     # Persistent session for the subscriber: the broker keeps status and replies
                     # (QoS 1) for us while we restart or reconnect.
-                    ingest = await stack.enter_async_context(FastClient(
+                    ingest = await stack.enter_async_context(inbound_client(
                         **in_kwargs, identifier=f"{self.client_id}-in", timeout=10, clean_session=False,
                         on_message=self.handle))
                     pub = await stack.enter_async_context(aiomqtt.Client(
@@ -298,6 +309,10 @@ class RadioService(Service):
             node = self.registry.nodes[r[0]]
             node.lat, node.lon = r[2], r[3]
         for st in states:  # the session counter must survive restarts, or a late will wins
+            if not plausible_session(st.session):
+                log.warning("stored session of node=%s is implausible (%d, more than a day ahead); "
+                            "ignored, the node's next status sets it", st.node_id, st.session)
+                continue
             node = self.registry.node(st.node_id)
             if node.session < st.session:
                 node.session = st.session
@@ -371,6 +386,16 @@ class RadioService(Service):
                     d.dirty = True
             raise
 
+    async def reset_session(self, node_id: str) -> int:
+        """Forget the node's session (after a flash wipe reset its counter): the next status it
+        publishes is accepted whatever its session. Returns the session that was forgotten."""
+        st = self.registry.nodes.get(node_id)
+        if st is None or st.zone is None:
+            raise NotFound(f"speaker {node_id!r} is not in the inventory")
+        old, st.session, st.known_status = st.session, -1, False
+        self.registry.changes.add(node_id)
+        return old
+
     # ------------------------------------------------------------------ inbound
 
     def handle(self, topic: str, payload: bytes, retained: bool = False) -> None:
@@ -393,12 +418,14 @@ class RadioService(Service):
         try:
             if kind == "telemetry":
                 msg = p.parse_telemetry(payload)
+                _check_session("telemetry", msg.session)
                 node = self.registry.apply_telemetry(node_id, msg)
                 self._emit(node_id, node, msg)
                 for fn in self.listeners:
                     fn(node_id, node)
             elif kind == "status":
                 status = p.parse_status(payload)
+                _check_session("status", status.session)
                 before = self.registry.node(node_id).session
                 if not self.registry.apply_status(node_id, status, live=not retained):
                     self.stats["stale_status"] += 1

@@ -174,8 +174,11 @@ def test_cli_through_the_api(stack):
     spk.write_text(f"id,zone,name\nspk-0002,{COMMUNE_B},Cụm loa 2\nspk-0003,{COMMUNE_B},Cụm loa 3\n",
                    encoding="utf-8")
     assert "2 created" in netmgr(stack, "speaker", "import", str(spk), server=False).stdout  # admin
-    listed = json.loads(netmgr(stack, "speaker", "list", "--json", "--zone", COMMUNE_B, token=an).stdout)
+    listed = json.loads(netmgr(stack, "speaker", "list", "--json", "--zone", COMMUNE_B, server=False).stdout)
     assert [s["id"] for s in listed] == ["spk-0002", "spk-0003"]
+    # an operator reads only its own commune (docs/architecture.md, "Who may read what")
+    assert json.loads(netmgr(stack, "speaker", "list", "--json", "--zone", COMMUNE_B, token=an).stdout) == []
+    netmgr(stack, "speaker", "show", "spk-0002", code=1, token=an)
     assert json.loads(netmgr(stack, "speaker", "show", "spk-0001", "--json", token=an).stdout)["name"] \
         == "Cụm loa ấp 1"
     netmgr(stack, "speaker", "remove", "spk-0002", code=1, token=an)  # not their commune

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from datetime import UTC, datetime
 
 import pytest
 from apistack import COMMUNE_A, COMMUNE_B, ApiStack, api_stack
@@ -14,7 +15,7 @@ from waiting import until
 from netmgr.errors import UsageError
 from netmgr.radio.mqtt import Broker
 from netmgr.radio.service import RadioService
-from netmgr.store.models import ProgramRow, Speaker
+from netmgr.store.models import Command, ProgramRow, Speaker
 
 NODE_A, NODE_B = "loa-tan-phu-03", "loa-tien-thanh-01"
 
@@ -306,3 +307,153 @@ async def test_store_outage_is_503_with_retry_after(tmp_path, postgres):
         finally:
             postgres.start()
         assert (await st.call("GET", "/api/v1/zones")).status_code == 200
+
+
+# --------------------------------------------------------------------------- item 11
+
+
+async def test_an_implausible_session_cannot_lock_a_node_out(api, mosquitto):
+    import json
+    import time
+
+    import aiomqtt
+
+    async with radio(mosquitto, {NODE_A: COMMUNE_A}) as svc:
+        api.app.state.services["radio"] = svc
+        topic = f"netmgr/v1/node/{NODE_A}/status"
+        async with aiomqtt.Client("127.0.0.1", mosquitto.port, identifier="attacker") as c:
+            await c.publish(topic, json.dumps({"state": "offline", "session": 9007199254740992}),
+                            qos=1, retain=True)
+            await until(lambda: svc.bad.counts["bad_status"] == 1, 10, "the bogus session counted")
+            assert svc.registry.node(NODE_A).session == -1
+            real = int(time.time() * 1000)
+            await c.publish(topic, json.dumps({"state": "online", "session": real}), qos=1, retain=True)
+            await until(lambda: svc.registry.is_online(NODE_A), 10, "the node online with its real session")
+
+            # A flash wipe: the node's counter restarts lower, and is ignored ...
+            await c.publish(topic, json.dumps({"state": "offline", "session": real}), qos=1, retain=True)
+            await until(lambda: not svc.registry.is_online(NODE_A), 10, "the node offline")
+            await c.publish(topic, json.dumps({"state": "online", "session": 5}), qos=1, retain=True)
+            await until(lambda: svc.stats["stale_status"] >= 1, 10, "the lower session ignored")
+            assert not svc.registry.is_online(NODE_A)
+            # ... until its operator resets it (another commune's may not).
+            r = await api.call("POST", f"/api/v1/speakers/{NODE_A}/reset-session", "binh")
+            assert r.status_code == 403
+            assert svc.registry.node(NODE_A).session == real
+            r = await api.call("POST", f"/api/v1/speakers/{NODE_A}/reset-session", "an")
+            assert r.status_code == 200 and r.json()["forgotten_session"] == real, r.text
+            await c.publish(topic, json.dumps({"state": "online", "session": 6}), qos=1, retain=True)
+            await until(lambda: svc.registry.is_online(NODE_A), 10, "the wiped node online again")
+            await c.publish(topic, b"", qos=1, retain=True)  # clear the retained status
+    outcomes = {(e["actor"], e["outcome"]) for e in await api.audit(action="speaker.reset-session")}
+    assert outcomes == {("binh", "denied"), ("an", "ok")}
+
+
+# --------------------------------------------------------------------------- reads
+
+
+async def test_operators_read_only_their_zones(api, mosquitto):
+    for name, zone in (("ap-a", COMMUNE_A), ("ap-b", COMMUNE_B)):
+        r = await api.call("POST", "/api/v1/aps", json={"name": name, "host": "192.0.2.1", "zone": zone})
+        assert r.status_code == 201, r.text
+    progs = {}
+    for key, targets in (("a", {"zones": [COMMUNE_A]}), ("b", {"speakers": [NODE_B]}),
+                         ("province", {"zones": ["binh-phuoc"]})):
+        r = await api.call("POST", "/api/v1/programs", json={
+            "title": f"Bản tin {key}", "content": {"kind": "url", "url": "http://127.0.0.1/a.mp3"},
+            "targets": targets, "when": {"kind": "daily", "at": "06:00"}, "duration": "10m", "force": True})
+        assert r.status_code == 201, r.text
+        progs[key] = r.json()["id"]
+    async with radio(mosquitto, {NODE_A: COMMUNE_A, NODE_B: COMMUNE_B}) as svc:
+        api.app.state.services["radio"] = svc
+        cmds = {}
+        for key, body in (("a", {"nodes": [NODE_A]}), ("b", {"nodes": [NODE_B]}),
+                          ("district", {"zones": ["binh-phuoc/dong-xoai"]})):
+            r = await api.call("POST", "/api/v1/commands", json={"method": "ping", **body})
+            assert r.status_code == 201, r.text
+            cmds[key] = r.json()["id"]
+
+        async def get(path, who="an", **params):
+            return await api.call("GET", path, who, params=params)
+
+        def ids(r, key="id"):
+            assert r.status_code == 200, r.text
+            return {i[key] for i in r.json()["items"]}
+
+        assert ids(await get("/api/v1/speakers")) == {NODE_A}
+        assert ids(await get("/api/v1/speakers-status")) == {NODE_A}
+        assert ids(await get("/api/v1/speakers", zone="binh-phuoc")) == {NODE_A}
+        assert ids(await get("/api/v1/aps"), "name") == {"ap-a"}
+        assert ids(await get("/api/v1/programs")) == {progs["a"], progs["province"]}
+        async with api.sessions() as s:  # as the daemon's radio flush would store them
+            for tc in svc.tracker.commands.values():
+                s.add(Command(id=tc.cmd.id, method=tc.cmd.method, params=tc.cmd.params,
+                              priority=tc.cmd.priority, issued=datetime.fromtimestamp(tc.cmd.issued, UTC),
+                              expires=datetime.fromtimestamp(tc.cmd.expires, UTC),
+                              targets={"nodes": tc.nodes, "zones": tc.zones}, issued_by="root"))
+            await s.commit()
+        assert ids(await get("/api/v1/commands")) == {cmds["a"], cmds["district"]}
+        district = (await get(f"/api/v1/commands/{cmds['district']}")).json()
+        assert {d["node"] for d in district["deliveries"]} == {NODE_A}  # not tien-thanh's node
+        for path in (f"/api/v1/speakers/{NODE_B}", f"/api/v1/speakers/{NODE_B}/status",
+                     f"/api/v1/speakers/{NODE_B}/history", "/api/v1/aps/ap-b", "/api/v1/aps/ap-b/history",
+                     f"/api/v1/programs/{progs['b']}", f"/api/v1/commands/{cmds['b']}"):
+            r = await get(path)
+            assert r.status_code == 404, (path, r.text)
+            assert (await get(path, "vy")).status_code == 200, path  # the NOC reads everything
+        assert (await get("/api/v1/plan", zone=COMMUNE_B)).status_code == 403
+        assert (await get("/api/v1/plan", zone=COMMUNE_A)).status_code == 200
+        report = await get("/api/v1/reports", **{"from": "today", "to": "today"})
+        assert report.status_code == 200
+        assert {i["program"] for i in report.json()["items"]} <= {progs["a"], progs["province"]}
+        ics = (await get("/api/v1/programs.ics")).text
+        assert "Bản tin a" in ics and "Bản tin b" not in ics
+        # viewers and admins: everything
+        assert ids(await get("/api/v1/speakers", "vy")) == {NODE_A, NODE_B}
+        assert ids(await get("/api/v1/programs", "admin")) == set(progs.values())
+        assert ids(await get("/api/v1/commands", "vy")) == set(cmds.values())
+
+
+# --------------------------------------------------------------------------- item 13
+
+
+async def test_only_the_daemon_can_use_its_client_ids(tmp_path, mosquitto_factory):
+    """A node's identity connecting with the daemon's client id takes the daemon's persistent
+    session on a plain broker (shown first, so the test can fail); with the rendered files and
+    use_username_as_clientid (docs/operations.md) every client id is its user name, and the
+    daemon keeps its session."""
+    import json
+    import time
+
+    import aiomqtt
+
+    from netmgr.radio.acl import mosquitto_hash, new_password, render_acl, render_passwd
+
+    daemon_pass, node_pw = new_password(), new_password()
+    (tmp_path / "passwd").write_text(render_passwd("netmgr", daemon_pass, {"loa-1": mosquitto_hash(node_pw)}))
+    (tmp_path / "acl").write_text(render_acl("netmgr", {"loa-1": COMMUNE_A}))
+    for protected in (False, True):
+        m = mosquitto_factory(passwd_file=tmp_path / "passwd", acl_file=tmp_path / "acl",
+                              conf_text_extra="use_username_as_clientid true" if protected else "")
+        broker = Broker(port=m.port, username="netmgr", password=daemon_pass, protocol="3.1.1",
+                        inbound_username="netmgr-in" if protected else None)
+        svc = RadioService(None, broker=broker, client_id="netmgr", inventory={"loa-1": COMMUNE_A})
+        task = asyncio.create_task(svc.run())
+        try:
+            await until(svc.connected.is_set, 10, "the daemon connected")
+            with contextlib.suppress(aiomqtt.MqttError):
+                async with aiomqtt.Client("127.0.0.1", m.port, username="loa-1", password=node_pw,
+                                          identifier="netmgr-in", clean_session=False) as attacker:
+                    if not protected:
+                        await until(lambda svc=svc: svc.connects >= 2, 15, "the daemon's session taken over")
+                        continue
+                    await attacker.publish("netmgr/v1/node/loa-1/status", json.dumps(
+                        {"state": "online", "session": int(time.time() * 1000)}), qos=1)
+                    await until(lambda svc=svc: svc.registry.is_online("loa-1"), 10,
+                                "the node's status through the daemon's own session")
+                    assert svc.connects == 1
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            m.stop()
