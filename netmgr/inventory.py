@@ -19,7 +19,7 @@ from pydantic import (
 
 from netmgr import zones
 from netmgr.records import ImportRefused, Record
-from netmgr.refs import NODE_ID
+from netmgr.refs import NODE_ID, TITLE_PATTERN, ZONE_PATTERN
 from netmgr.text import check_name
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -47,7 +47,7 @@ def _tags(v: Any) -> dict[str, str]:
 
 class Located(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-    zone: str
+    zone: str = Field(json_schema_extra={"pattern": ZONE_PATTERN, "minLength": 1, "maxLength": 255})
     lat: float | None = Field(None, ge=-90, le=90)
     lon: float | None = Field(None, ge=-180, le=180)
     tags: dict[str, str] = Field(default_factory=dict)
@@ -95,8 +95,8 @@ class SnmpIn(BaseModel):
 
 
 class ApIn(Located):
-    name: str
-    host: str
+    name: str = Field(json_schema_extra={"pattern": NAME.pattern})
+    host: str = Field(json_schema_extra={"pattern": r"^[A-Za-z0-9][A-Za-z0-9.:-]{0,253}$"})
     port: int = Field(161, ge=1, le=65535)
     snmp: SnmpIn = Field(default_factory=SnmpIn)
     profile: str | None = Field(None, max_length=64)
@@ -121,9 +121,9 @@ class ApIn(Located):
 
 
 class SpeakerIn(Located):
-    id: str
-    name: str = Field("", max_length=128)
-    model: str = Field("", max_length=64)
+    id: str = Field(json_schema_extra={"pattern": NODE_ID.pattern, "minLength": 1, "maxLength": 64})
+    name: str = Field("", max_length=128, json_schema_extra={"pattern": TITLE_PATTERN})
+    model: str = Field("", max_length=64, json_schema_extra={"pattern": TITLE_PATTERN})
 
     @field_validator("id")
     @classmethod

@@ -14,8 +14,9 @@ import unicodedata
 # bidirectional embeddings, overrides and isolates (U+202E shows "gpj.exe" as "exe.jpg") and
 # the line/paragraph separators.
 _BIDI = "\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u2028\u2029\u061c"
-_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f" + _BIDI + "]")
-_UNSAFE_IN_TEXT = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f" + _BIDI + "]")  # text keeps \t and \n
+# ... and lone UTF-16 surrogates (JSON can carry them; no database or terminal can show them).
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f" + _BIDI + "\ud800-\udfff]")
+_UNSAFE_IN_TEXT = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f" + _BIDI + "\ud800-\udfff]")  # keeps \t, \n
 
 
 def _describe(ch: str) -> str:

@@ -1,4 +1,5 @@
-"""An in-process API over a real store, with users of every kind: the harness of the API tests.
+"""The API test harness: an in-process API over a real store with users of every kind
+(``api_stack``), and the API served by a real uvicorn in a thread (``ApiThread``).
 
 ``api_stack()`` yields an :class:`ApiStack`: an httpx client on the app (ASGI, no socket), the
 tokens of an admin, an operator of commune A (``an``), an operator of commune B (``binh``), an
@@ -8,13 +9,16 @@ operator of A with the emergency permission (``em``), a viewer (``vy``) and a di
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
+from services import wait_for
 
 from netmgr.api.app import create_app
 from netmgr.auth import create_user
@@ -95,3 +99,56 @@ async def api_stack(tmp_path: Path, url: str | None = None, settings: dict[str, 
             yield st
     finally:
         await engine.dispose()
+
+
+class ApiThread:
+    """create_app under uvicorn.Server, in a thread with its own event loop."""
+
+    def __init__(self, settings: Settings, port: int, services: Any = None) -> None:
+        """``services``: a callable returning {name: service} to run in the API's loop
+        (e.g. a RadioService without a daemon), as the daemon gives its services to the API."""
+        self.settings, self.port, self.make_services = settings, port, services
+        self.server = None
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="api", daemon=True)
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._serve())
+        except BaseException as e:  # noqa: BLE001 - reported by the fixture
+            self.error = e
+
+    async def _serve(self) -> None:
+        import uvicorn
+
+        from netmgr.api.app import create_app
+        from netmgr.store import db
+
+        engine = db.create_engine(self.settings.database_url)
+        await db.upgrade(engine)
+        app = create_app(self.settings, db.sessionmaker(engine), lambda: {"status": "ok", "services": {}})
+        services = self.make_services() if self.make_services else {}
+        app.state.services.update(services)
+        tasks = [asyncio.create_task(svc.run()) for svc in services.values()]
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port,
+                                                    log_level="warning", lifespan="off"))
+        try:
+            await self.server.serve()
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await engine.dispose()
+
+    def start(self) -> None:
+        self.thread.start()
+        wait_for(lambda: self.error or (self.server is not None and self.server.started), 30,
+                 f"uvicorn on 127.0.0.1:{self.port}")
+        if self.error:
+            raise self.error
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.should_exit = True
+        self.thread.join(timeout=10)
+        assert not self.thread.is_alive(), "uvicorn did not stop within 10 s"

@@ -14,6 +14,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -76,6 +77,31 @@ class BodyLimit:
         await self.app(scope, limited, send)
 
 
+class ErrorOut(BaseModel):
+    """Every error the API answers: one clear line, and what it refers to (field problems, an
+    import's lines) or null."""
+
+    error: str = Field(description="one clear line: what is wrong and what to do")
+    detail: Any = Field(None, description="field problems [{loc, msg}] (422), an import's line "
+                        "problems, or null")
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    # Errors are JSON also where the route's own answer is not (programs.ics).
+    code: {"model": ErrorOut, "description": text,
+           "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}}}
+    for code, text in (
+        (400, "a body that is not JSON (or not in the declared content type)"),
+        (401, "no token, or an unknown or disabled one"),
+        (403, "outside the caller's zones or role (names the zone)"),
+        (404, "no such object (or one outside an operator's zones)"),
+        (409, "a duplicate, or in use"),
+        (413, "request body over [api] max_body_mb (media: [media] max_mb)"),
+        (422, "bad input: field paths in error, every problem in detail"),
+        (503, "the state store or a service is not reachable now; retry after Retry-After"),
+    )}
+
+
 def store_unreachable(exc: BaseException) -> bool:
     """True for a failure to reach the database (refused, reset, timed out, failing over):
     a 503 the client may retry, not a 500."""
@@ -134,7 +160,9 @@ def create_app(settings: Any, sessions: Any, health: Callable[[], dict[str, Any]
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return JSONResponse({"error": str(exc.detail), "detail": None}, status_code=exc.status_code)
+        # Keeps the exception's headers: a 405 says which methods the path allows (Allow).
+        return JSONResponse({"error": str(exc.detail), "detail": None}, status_code=exc.status_code,
+                            headers=getattr(exc, "headers", None))
 
     async def store_error(request: Request, exc: Exception) -> JSONResponse:
         if not store_unreachable(exc):
@@ -172,11 +200,12 @@ def create_app(settings: Any, sessions: Any, health: Callable[[], dict[str, Any]
         data.setdefault("status", "ok")
         return JSONResponse(data, status_code=200 if data["status"] == "ok" else 503)
 
-    app.include_router(routes_zones.router, prefix="/api/v1")
-    app.include_router(routes_admin.router, prefix="/api/v1")
-    app.include_router(routes_inventory.router, prefix="/api/v1")
-    app.include_router(routes_radio.router, prefix="/api/v1")
-    app.include_router(routes_broadcast.router, prefix="/api/v1")
-    app.include_router(routes_telemetry.router, prefix="/api/v1")
-    app.include_router(routes_media.router)  # /media/<id> (public, for nodes) and /api/v1/media
+    app.include_router(routes_zones.router, prefix="/api/v1", responses=ERROR_RESPONSES)
+    app.include_router(routes_admin.router, prefix="/api/v1", responses=ERROR_RESPONSES)
+    app.include_router(routes_inventory.router, prefix="/api/v1", responses=ERROR_RESPONSES)
+    app.include_router(routes_radio.router, prefix="/api/v1", responses=ERROR_RESPONSES)
+    app.include_router(routes_broadcast.router, prefix="/api/v1", responses=ERROR_RESPONSES)
+    app.include_router(routes_telemetry.router, prefix="/api/v1", responses=ERROR_RESPONSES)
+    # /media/<id> (public, for nodes) and /api/v1/media
+    app.include_router(routes_media.router, responses=ERROR_RESPONSES)
     return app

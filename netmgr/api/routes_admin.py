@@ -11,20 +11,26 @@ from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from netmgr.api.deps import audited_write, page, principal, session
-from netmgr.auth import Principal, create_user, user_detail
-from netmgr.errors import NotFound
+from netmgr.auth import USER_NAME, Principal, create_user, user_detail
+from netmgr.errors import NotFound, UsageError
+from netmgr.refs import ZonePath
 from netmgr.store.models import AuditEntry, User
 
 router = APIRouter()
+# What ``since`` may be: an ISO 8601 date or time, with an optional offset (not a bare number).
+ISO_TIME = (r"^[12]\d{3}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12]\d|3[01])|(?:0[469]|11)-(?:0[1-9]|[12]\d|30)"
+            r"|02-(?:0[1-9]|1\d|2[0-8]))"  # (29 February is accepted too, but not promised here)
+            r"(?:[T ](?:[01]\d|2[0-3]):[0-5]\d(?::[0-5]\d(?:\.\d{1,6})?)?"
+            r"(?:Z|[+-](?:[01]\d|2[0-3]):[0-5]\d)?)?$")
 Caller = Annotated[Principal, Depends(principal)]
 Session = Annotated[AsyncSession, Depends(session)]
 
 
 class UserIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1, max_length=64)
+    name: str = Field(min_length=1, max_length=64, pattern=USER_NAME.pattern)
     role: Literal["admin", "operator", "viewer"]
-    zones: list[str] = Field(default_factory=list, max_length=100)
+    zones: list[ZonePath] = Field(default_factory=list, max_length=100)
     can_emergency: bool = False
 
 
@@ -74,7 +80,8 @@ def audit_out(a: AuditEntry) -> dict[str, Any]:
 @router.get("/audit", tags=["audit"])
 async def list_audit(
     who: Caller, s: Session,
-    since: datetime | None = None,
+    since: Annotated[str | None, Query(max_length=40, pattern=ISO_TIME,
+                                       description="ISO 8601 time, e.g. 2026-12-01T06:00:00+07:00")] = None,
     actor: str | None = None,
     outcome: Literal["ok", "denied", "error"] | None = None,
     zone: str | None = None,
@@ -85,7 +92,12 @@ async def list_audit(
     but the administration of users; admins all."""
     q = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)
     if since:
-        q = q.where(AuditEntry.ts >= (since if since.tzinfo else since.replace(tzinfo=UTC)))
+        try:
+            when = datetime.fromisoformat(since)
+        except ValueError as e:
+            raise UsageError(f"query.since: {since!r} is not a time ({e}); use e.g. "
+                             "2026-12-01T06:00:00Z") from None
+        q = q.where(AuditEntry.ts >= (when if when.tzinfo else when.replace(tzinfo=UTC)))
     if actor:
         q = q.where(AuditEntry.actor == actor)
     if outcome:

@@ -20,7 +20,7 @@ from netmgr.api.deps import audited_write, page, principal, session
 from netmgr.auth import Principal
 from netmgr.broadcast.model import MAX_TEXT
 from netmgr.errors import Conflict, Forbidden, NotFound, UsageError
-from netmgr.refs import NodeId, Text, Title, ZonePath
+from netmgr.refs import Day, NodeId, Text, Title, ZonePath
 from netmgr.store.models import CommandDelivery, OccurrenceRow, ProgramRow, Speaker, Zone
 
 router = APIRouter()
@@ -306,7 +306,7 @@ async def cancel_program(program_id: ProgramId, request: Request, who: Caller, s
 
 @router.get("/plan", tags=["broadcasts"])
 async def plan(request: Request, who: Caller, s: Session, zone: ZonePath,
-               day: Annotated[str, Query(max_length=40)] = "today") -> dict[str, Any]:
+               day: Annotated[Day, Query()] = "today") -> dict[str, Any]:
     """The resolved timeline of every speaker in a zone for one local day (preemptions applied);
     an operator plans only inside their zones."""
     from netmgr.broadcast.planner import plan_zone
@@ -317,7 +317,7 @@ async def plan(request: Request, who: Caller, s: Session, zone: ZonePath,
     tz = tz_of(request)
     index = await zone_index(s)
     if not index.has_zone(zone):
-        raise UsageError(f"unknown zone {zone}; see `netmgr zone list`")
+        raise NotFound(f"zone {zone} not found; see `netmgr zone list`")
     try:
         p = plan_zone(await load_programs(s), index, zone, day, tz)
     except ValueError as e:
@@ -366,8 +366,7 @@ async def broadcast_now(body: NowIn, request: Request, who: Caller) -> dict[str,
 
 @router.get("/reports", tags=["broadcasts"])
 async def report(request: Request, who: Caller, s: Session,
-                 from_: Annotated[str, Query(alias="from", max_length=40)],
-                 to: Annotated[str, Query(max_length=40)],
+                 from_: Annotated[Day, Query(alias="from")], to: Annotated[Day, Query()],
                  zone: ZonePath | None = None) -> dict[str, Any]:
     """Per program and occurrence in ``[from, to]`` (local days): targets, played, failed, offline,
     late, missed — the record a commune keeps."""
@@ -400,7 +399,8 @@ async def report(request: Request, who: Caller, s: Session,
             "totals": totals, "count": len(items)}
 
 
-@router.get("/programs.ics", tags=["broadcasts"], response_class=PlainTextResponse)
+@router.get("/programs.ics", tags=["broadcasts"], response_class=PlainTextResponse, responses={
+    200: {"content": {"text/calendar": {"schema": {"type": "string"}}}, "description": "an iCalendar file"}})
 async def ics(request: Request, who: Caller, s: Session, zone: ZonePath | None = None) -> PlainTextResponse:
     """iCalendar (RFC 5545) of the programs, recurring ones with their RRULE."""
     from netmgr.broadcast.ics import to_ics

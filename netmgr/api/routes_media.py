@@ -215,7 +215,8 @@ def _write(f: BinaryIO, h: Any, data: bytes, last: bool = False) -> None:
 class TtsIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    text: str  # the 5,000-character limit is checked after NFC normalisation, by netmgr.media.tts
+    # the 5,000-character limit is checked after NFC normalisation, by netmgr.media.tts
+    text: str = Field(min_length=1, json_schema_extra={"pattern": r"\S"})
     title: str = Field("", max_length=200)
     voice: str | None = Field(None, max_length=40)
 

@@ -15,7 +15,7 @@ from netmgr.api.deps import audited_write, page, principal, session
 from netmgr.auth import Principal
 from netmgr.errors import Conflict, NotFound, UsageError
 from netmgr.records import ImportRefused
-from netmgr.refs import ZonePath
+from netmgr.refs import Name, ZonePath
 from netmgr.store.models import Zone
 
 router = APIRouter(tags=["zones"])
@@ -26,7 +26,7 @@ Session = Annotated[AsyncSession, Depends(session)]
 class ZoneIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     path: ZonePath
-    name: str = Field(min_length=1, max_length=255)
+    name: Name
 
     @field_validator("name")
     @classmethod
@@ -37,7 +37,8 @@ class ZoneIn(BaseModel):
 class ImportIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     format: Literal["csv", "yaml"]
-    text: str = Field(max_length=5_000_000)
+    text: str = Field(min_length=1, max_length=5_000_000, json_schema_extra={"pattern": r"\S"},
+                      description="the file's text: CSV with a header line, or YAML")
 
 
 def zone_out(z: Zone) -> dict[str, Any]:

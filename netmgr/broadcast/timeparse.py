@@ -193,9 +193,12 @@ def parse_day(text: str | date, *, tz: str | tzinfo | None = None, now: datetime
     if s in rel:
         return today + timedelta(days=rel[s])
     try:
-        return date.fromisoformat(s)
+        day = date.fromisoformat(s)
     except ValueError:
         raise TimeParseError(f"day {text!r} is not understood; use YYYY-MM-DD, today or tomorrow") from None
+    if not FIRST_YEAR <= day.year <= LAST_YEAR:
+        raise TimeParseError(f"day {text!r} is out of range; give a day between {FIRST_YEAR} and {LAST_YEAR}")
+    return day
 
 
 def day_bounds(day: date, tz: str | tzinfo | None = None) -> tuple[datetime, datetime]:

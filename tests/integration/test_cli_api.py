@@ -11,61 +11,14 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 
 import pytest
-from services import free_port, wait_for
-
-from netmgr.config import Settings
+from apistack import ApiThread
+from services import free_port
 
 COMMUNE_A = "binh-phuoc/dong-xoai/tan-phu"
 COMMUNE_B = "binh-phuoc/dong-xoai/tien-thanh"
-
-
-class ApiThread:
-    """create_app under uvicorn.Server, in a thread with its own event loop."""
-
-    def __init__(self, settings: Settings, port: int) -> None:
-        self.settings, self.port = settings, port
-        self.server = None
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, name="api", daemon=True)
-
-    def _run(self) -> None:
-        try:
-            asyncio.run(self._serve())
-        except BaseException as e:  # noqa: BLE001 - reported by the fixture
-            self.error = e
-
-    async def _serve(self) -> None:
-        import uvicorn
-
-        from netmgr.api.app import create_app
-        from netmgr.store import db
-
-        engine = db.create_engine(self.settings.database_url)
-        await db.upgrade(engine)
-        app = create_app(self.settings, db.sessionmaker(engine), lambda: {"status": "ok", "services": {}})
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port,
-                                                    log_level="warning", lifespan="off"))
-        try:
-            await self.server.serve()
-        finally:
-            await engine.dispose()
-
-    def start(self) -> None:
-        self.thread.start()
-        wait_for(lambda: self.error or (self.server is not None and self.server.started), 30,
-                 f"uvicorn on 127.0.0.1:{self.port}")
-        if self.error:
-            raise self.error
-
-    def stop(self) -> None:
-        if self.server is not None:
-            self.server.should_exit = True
-        self.thread.join(timeout=10)
-        assert not self.thread.is_alive(), "uvicorn did not stop within 10 s"
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
@@ -238,7 +191,6 @@ def test_bulk_speaker_credentials_go_to_a_new_private_file(stack):
 def test_untrusted_strings_cannot_drive_the_terminal(stack):
     """Issue 12, item 6: names stored before input was checked (or by another tool) are printed
     with their control characters escaped, never as terminal escapes or rich markup."""
-    import asyncio
 
     from netmgr.config import load_settings
     from netmgr.store import db

@@ -14,8 +14,8 @@ import wave
 
 import httpx
 import pytest
+from apistack import ApiThread
 from services import free_port
-from test_cli_api import ApiThread  # the live-API harness of the CLI tests (same directory)
 
 A = "binh-phuoc/dong-xoai/tan-phu"
 B = "binh-phuoc/dong-xoai/tien-thanh"
