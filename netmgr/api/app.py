@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 
 from netmgr import __version__
 from netmgr.api.deps import Unauthorized
@@ -158,11 +159,27 @@ def create_app(settings: Any, sessions: Any, health: Callable[[], dict[str, Any]
         detail = [{"loc": _loc(e["loc"]), "msg": e["msg"]} for e in errs]
         return JSONResponse({"error": msg, "detail": detail}, status_code=422)
 
+    allow: list[tuple[Any, set[str]]] = []  # (path regex, methods), from the OpenAPI document
+
+    def allowed(path: str) -> set[str]:
+        """Every method some route serves at ``path`` (Starlette's 405 names only the first
+        route's, and GET /zones and POST /zones are two routes)."""
+        if not allow:
+            for p, ops in app.openapi()["paths"].items():
+                methods = {m.upper() for m in ops} | ({"HEAD"} if "get" in ops else set())
+                allow.append((compile_path(p)[0], methods))
+        return {m for rx, ms in allow if rx.match(path) for m in ms}
+
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         # Keeps the exception's headers: a 405 says which methods the path allows (Allow).
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status_code == 405:
+            given = {m.strip() for m in headers.get("Allow", "").split(",") if m.strip()}
+            methods = allowed(request.url.path) | given
+            headers["Allow"] = ", ".join(sorted(methods))
         return JSONResponse({"error": str(exc.detail), "detail": None}, status_code=exc.status_code,
-                            headers=getattr(exc, "headers", None))
+                            headers=headers or None)
 
     async def store_error(request: Request, exc: Exception) -> JSONResponse:
         if not store_unreachable(exc):
