@@ -16,6 +16,7 @@ import ipaddress
 import json
 import os
 import pwd
+import re
 import shutil
 import signal
 import socket
@@ -135,6 +136,26 @@ def http_get(url: str, timeout: float = 2.0) -> tuple[int, bytes]:
         return e.code, e.read()
 
 
+class PortTaken(RuntimeError):
+    """The server could not bind its port: another process took it between our bind-0 probe
+    (free_port) and the server's own bind. Starting again on new ports fixes it."""
+
+
+PORT_TAKEN = re.compile(r"address already in use|address in use|eaddrinuse", re.IGNORECASE)
+
+
+def start_retrying(launch: Callable[[], None], attempts: int = 4) -> None:
+    """Run ``launch`` (pick free ports, write the config, start the server) again, on new ports,
+    while it fails with PortTaken."""
+    for attempt in range(1, attempts + 1):
+        try:
+            launch()
+            return
+        except PortTaken:
+            if attempt == attempts:
+                raise
+
+
 class ServerProcess:
     """One server process: start (and wait until ready), stop, kill, restart on the same ports."""
 
@@ -158,6 +179,7 @@ class ServerProcess:
             return self
         env = dict(os.environ if self.env is None else self.env)
         log = open(self.log_path, "ab")  # noqa: SIM115 - kept open for the process's life
+        log_start = log.tell()
         t0 = time.monotonic()
         self.proc = subprocess.Popen(as_user(self.argv, self.user), cwd=self.cwd, env=env,
                                      stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -173,12 +195,22 @@ class ServerProcess:
         except (TimeoutError, Fatal) as e:
             tail = self.log_tail()
             self.kill()
-            raise RuntimeError(f"{self.name} did not start: {e}\n--- {self.log_path} ---\n{tail}") from None
+            error = PortTaken if PORT_TAKEN.search(self.log_since(log_start)) else RuntimeError
+            raise error(f"{self.name} did not start: {e}\n--- {self.log_path} ---\n{tail}") from None
         self.start_seconds = time.monotonic() - t0
         _start_log.append((self.name, self.start_seconds))
         if self not in _live:
             _live.append(self)
         return self
+
+    def log_since(self, offset: int) -> str:
+        """What the server logged from byte ``offset`` on (this start's lines only)."""
+        try:
+            with self.log_path.open("rb") as f:
+                f.seek(offset)
+                return f.read().decode(errors="replace")
+        except OSError:
+            return ""
 
     def log_tail(self, n: int = 40) -> str:
         try:
@@ -343,36 +375,40 @@ class Mosquitto:
         binary = require("mosquitto")
         self.host = "127.0.0.1"
         self.dir = workdir("mosquitto")
-        self.port = free_port()
-        self.tls_port: int | None = None
-        self.ca_file: Path | None = None
-        lines = ["per_listener_settings false", "persistence false", "log_dest stderr",
-                 "log_type error", "log_type warning", "log_type notice",
-                 "max_queued_messages 100000", "max_inflight_messages 0",
-                 f"listener {self.port} 127.0.0.1"]
-        if tls:
-            files = make_tls(self.dir / "tls")
-            self.ca_file = files["ca"]
-            self.tls_port = free_port()
-            lines += [f"listener {self.tls_port} 127.0.0.1", f"cafile {files['ca']}",
-                      f"certfile {files['cert']}", f"keyfile {files['key']}"]
-        if passwd_file:
-            shutil.copy(passwd_file, self.dir / "passwd")
-            lines += [f"password_file {self.dir / 'passwd'}", "allow_anonymous false"]
-        else:
-            lines += ["allow_anonymous true"]
-        if acl_file:
-            shutil.copy(acl_file, self.dir / "acl")
-            lines += [f"acl_file {self.dir / 'acl'}"]
-        conf = self.dir / "mosquitto.conf"
-        conf.write_text("\n".join(lines) + "\n" + conf_text_extra + "\n", encoding="utf-8")
-        chown(self.dir)
-        for f in self.dir.rglob("*"):
-            if f.is_file():
-                f.chmod(0o600)
-        self.server = ServerProcess("mosquitto", [binary, "-c", str(conf)], lambda: tcp_open(self.port),
-                                    cwd=self.dir)
-        self.server.start()
+
+        def launch() -> None:  # new ports on each attempt
+            self.port = free_port()
+            self.tls_port: int | None = None
+            self.ca_file: Path | None = None
+            lines = ["per_listener_settings false", "persistence false", "log_dest stderr",
+                     "log_type error", "log_type warning", "log_type notice",
+                     "max_queued_messages 100000", "max_inflight_messages 0",
+                     f"listener {self.port} 127.0.0.1"]
+            if tls:
+                files = make_tls(self.dir / "tls")
+                self.ca_file = files["ca"]
+                self.tls_port = free_port()
+                lines += [f"listener {self.tls_port} 127.0.0.1", f"cafile {files['ca']}",
+                          f"certfile {files['cert']}", f"keyfile {files['key']}"]
+            if passwd_file:
+                shutil.copy(passwd_file, self.dir / "passwd")
+                lines += [f"password_file {self.dir / 'passwd'}", "allow_anonymous false"]
+            else:
+                lines += ["allow_anonymous true"]
+            if acl_file:
+                shutil.copy(acl_file, self.dir / "acl")
+                lines += [f"acl_file {self.dir / 'acl'}"]
+            conf = self.dir / "mosquitto.conf"
+            conf.write_text("\n".join(lines) + "\n" + conf_text_extra + "\n", encoding="utf-8")
+            chown(self.dir)
+            for f in self.dir.rglob("*"):
+                if f.is_file():
+                    f.chmod(0o600)
+            self.server = ServerProcess("mosquitto", [binary, "-c", str(conf)], lambda: tcp_open(self.port),
+                                        cwd=self.dir)
+            self.server.start()
+
+        start_retrying(launch)
 
     def stop(self) -> None:
         self.server.stop()
@@ -420,21 +456,25 @@ class Snmpd:
         self.host = "127.0.0.1"
         self.dir = workdir("snmpd")
         (self.dir / "persist").mkdir()
-        self.port = free_port("udp")
-        self.community = community
-        self.v3 = dict(SNMP_V3)
-        conf = render("snmpd.conf", self.dir / "snmpd.conf", community=community, **self.v3)
-        with conf.open("a", encoding="utf-8") as f:
-            f.write("\n" + extra_config + "\n")
-        chown(self.dir)
-        modules = "-smux" + (f",{disable_modules}" if disable_modules else "")
-        argv = [binary, "-f", "-C", "-c", str(conf), "-I", modules, "-Lo", "-p",
-                str(self.dir / "snmpd.pid"), f"udp:127.0.0.1:{self.port}"]
-        env = dict(os.environ, MIBS="", SNMP_PERSISTENT_DIR=str(self.dir / "persist"),
-                   SNMPCONFPATH=str(self.dir))
-        self.server = ServerProcess("snmpd", argv, lambda: snmpget_ok(self.port, community),
-                                    cwd=self.dir, env=env)
-        self.server.start()
+
+        def launch() -> None:  # new ports on each attempt
+            self.port = free_port("udp")
+            self.community = community
+            self.v3 = dict(SNMP_V3)
+            conf = render("snmpd.conf", self.dir / "snmpd.conf", community=community, **self.v3)
+            with conf.open("a", encoding="utf-8") as f:
+                f.write("\n" + extra_config + "\n")
+            chown(self.dir)
+            modules = "-smux" + (f",{disable_modules}" if disable_modules else "")
+            argv = [binary, "-f", "-C", "-c", str(conf), "-I", modules, "-Lo", "-p",
+                    str(self.dir / "snmpd.pid"), f"udp:127.0.0.1:{self.port}"]
+            env = dict(os.environ, MIBS="", SNMP_PERSISTENT_DIR=str(self.dir / "persist"),
+                       SNMPCONFPATH=str(self.dir))
+            self.server = ServerProcess("snmpd", argv, lambda: snmpget_ok(self.port, community),
+                                        cwd=self.dir, env=env)
+            self.server.start()
+
+        start_retrying(launch)
 
     def stop(self) -> None:
         self.server.stop()
@@ -473,17 +513,21 @@ class Snmpsim:
         self.dir = workdir("snmpsim")
         self.data_dir = self.dir / "data"
         shutil.copytree(data_dir, self.data_dir)
-        self.port = free_port("udp")
-        self.communities = sorted(p.stem for p in self.data_dir.glob("*.snmprec"))
-        if not self.communities:
-            raise RuntimeError(f"no .snmprec recordings in {data_dir}")
-        chown(self.dir)
-        check_runnable_as_user(binary)
-        argv = [binary, f"--data-dir={self.data_dir}", f"--cache-dir={self.dir / 'cache'}",
-                f"--agent-udpv4-endpoint=127.0.0.1:{self.port}"]
-        self.server = ServerProcess("snmpsim", argv, lambda: snmpget_ok(self.port, self.communities[0]),
-                                    cwd=self.dir, start_timeout=60)
-        self.server.start()
+
+        def launch() -> None:  # new ports on each attempt
+            self.port = free_port("udp")
+            self.communities = sorted(p.stem for p in self.data_dir.glob("*.snmprec"))
+            if not self.communities:
+                raise RuntimeError(f"no .snmprec recordings in {data_dir}")
+            chown(self.dir)
+            check_runnable_as_user(binary)
+            argv = [binary, f"--data-dir={self.data_dir}", f"--cache-dir={self.dir / 'cache'}",
+                    f"--agent-udpv4-endpoint=127.0.0.1:{self.port}"]
+            self.server = ServerProcess("snmpsim", argv, lambda: snmpget_ok(self.port, self.communities[0]),
+                                        cwd=self.dir, start_timeout=60)
+            self.server.start()
+
+        start_retrying(launch)
 
     def stop(self) -> None:
         self.server.stop()
@@ -502,15 +546,19 @@ class VictoriaMetrics:
         binary = require("victoria-metrics")
         self.dir = workdir("vm")
         (self.dir / "data").mkdir()
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        chown(self.dir)
-        argv = [binary, f"-storageDataPath={self.dir / 'data'}", f"-httpListenAddr=127.0.0.1:{self.port}",
-                "-retentionPeriod=100y", "-search.latencyOffset=0s", "-loggerLevel=ERROR",
-                "-search.disableCache", "-dedup.minScrapeInterval=0s"]
-        self.server = ServerProcess("victoria-metrics", argv,
-                                    lambda: http_get(self.url + "/health")[0] == 200, cwd=self.dir)
-        self.server.start()
+
+        def launch() -> None:  # new ports on each attempt
+            self.port = free_port()
+            self.url = f"http://127.0.0.1:{self.port}"
+            chown(self.dir)
+            argv = [binary, f"-storageDataPath={self.dir / 'data'}", f"-httpListenAddr=127.0.0.1:{self.port}",
+                    "-retentionPeriod=100y", "-search.latencyOffset=0s", "-loggerLevel=ERROR",
+                    "-search.disableCache", "-dedup.minScrapeInterval=0s"]
+            self.server = ServerProcess("victoria-metrics", argv,
+                                        lambda: http_get(self.url + "/health")[0] == 200, cwd=self.dir)
+            self.server.start()
+
+        start_retrying(launch)
 
     def stop(self) -> None:
         self.server.stop()
@@ -551,14 +599,18 @@ class InfluxDB1:
     def __init__(self) -> None:
         binary = require("influxd")
         self.dir = workdir("influxdb")
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        conf = render("influxdb.conf", self.dir / "influxdb.conf", dir=self.dir, port=self.port,
-                      bind_port=free_port())
-        chown(self.dir)
-        self.server = ServerProcess("influxd", [binary, "-config", str(conf)],
-                                    lambda: http_get(self.url + "/ping")[0] == 204, cwd=self.dir)
-        self.server.start()
+
+        def launch() -> None:  # new ports on each attempt
+            self.port = free_port()
+            self.url = f"http://127.0.0.1:{self.port}"
+            conf = render("influxdb.conf", self.dir / "influxdb.conf", dir=self.dir, port=self.port,
+                          bind_port=free_port())
+            chown(self.dir)
+            self.server = ServerProcess("influxd", [binary, "-config", str(conf)],
+                                        lambda: http_get(self.url + "/ping")[0] == 204, cwd=self.dir)
+            self.server.start()
+
+        start_retrying(launch)
 
     def create_db(self, name: str) -> None:
         self.query(f'CREATE DATABASE "{name}"', method="POST")
