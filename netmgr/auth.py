@@ -19,9 +19,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from netmgr.errors import Conflict, Forbidden, NotFound, UsageError
 from netmgr.store.models import AuditEntry, User, UserZone, Zone
-from netmgr.zones import is_within
+from netmgr.zones import is_within, overlaps
 
 ROLES = ("admin", "operator", "viewer")
+WRITERS = ("admin", "operator")  # the roles that may write somewhere
 TOKEN_PREFIX = "nmt_"  # noqa: S105 - a prefix, not a secret
 USER_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 
@@ -67,7 +68,7 @@ class Principal:
         it is inside their zones or covers them (a province-wide program plays in their commune)."""
         if self.role != "operator":
             return True
-        return zone is not None and any(is_within(zone, z) or is_within(z, zone) for z in self.zones)
+        return zone is not None and any(overlaps(zone, z) for z in self.zones)
 
     def require_write(self, zone: str | None, what: str = "write") -> None:
         """Raise Forbidden naming the zone unless this principal may write there."""
@@ -87,8 +88,8 @@ class Principal:
     def require_writer(self, what: str) -> None:
         """Raise Forbidden unless this principal may write somewhere (an admin or an operator):
         checked before a request's body is parsed, so a viewer's import costs nothing."""
-        if self.role not in ("admin", "operator"):
-            e = Forbidden(f"{self.role} '{self.name}' may not {what}: viewers have read-only access")
+        if self.role not in WRITERS:
+            e = Forbidden(f"{self.role} '{self.name}' may not {what}: only operators and admins may")
             e.zone = None  # type: ignore[attr-defined]
             raise e
 

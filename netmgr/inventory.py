@@ -17,9 +17,8 @@ from pydantic import (
     model_validator,
 )
 
-from netmgr import zones
 from netmgr.records import ImportRefused, Record
-from netmgr.refs import NODE_ID, TITLE_PATTERN, ZONE_PATTERN
+from netmgr.refs import NODE_ID, NODE_ID_SCHEMA, TITLE_PATTERN, ZonePath
 from netmgr.text import check_name
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -47,15 +46,10 @@ def _tags(v: Any) -> dict[str, str]:
 
 class Located(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-    zone: str = Field(json_schema_extra={"pattern": ZONE_PATTERN, "minLength": 1, "maxLength": 255})
+    zone: ZonePath
     lat: float | None = Field(None, ge=-90, le=90)
     lon: float | None = Field(None, ge=-180, le=180)
     tags: dict[str, str] = Field(default_factory=dict)
-
-    @field_validator("zone")
-    @classmethod
-    def _zone(cls, v: str) -> str:
-        return zones.validate_path(v)
 
     @field_validator("tags", mode="before")
     @classmethod
@@ -121,7 +115,7 @@ class ApIn(Located):
 
 
 class SpeakerIn(Located):
-    id: str = Field(json_schema_extra={"pattern": NODE_ID.pattern, "minLength": 1, "maxLength": 64})
+    id: str = Field(json_schema_extra=NODE_ID_SCHEMA)
     name: str = Field("", max_length=128, json_schema_extra={"pattern": TITLE_PATTERN})
     model: str = Field("", max_length=64, json_schema_extra={"pattern": TITLE_PATTERN})
 

@@ -37,13 +37,15 @@ def check_node_id(node_id: str) -> str:
     return node_id
 
 
+# What the OpenAPI document says of them (the validators above say why a value is refused).
+NODE_ID_SCHEMA = {"pattern": NODE_ID_PATTERN, "minLength": 1, "maxLength": 64}
+ZONE_SCHEMA = {"pattern": ZONE_PATTERN, "minLength": 1, "maxLength": zones.MAX_PATH}
 ZonePath = Annotated[str, AfterValidator(check_zone),
-                     Field(json_schema_extra={"pattern": ZONE_PATTERN, "minLength": 1,
-                                              "maxLength": zones.MAX_PATH},
+                     Field(json_schema_extra=ZONE_SCHEMA,
                            description="a zone path: lowercase ASCII slugs joined by '/' "
                            "(e.g. binh-phuoc/dong-xoai/tan-phu)")]
 NodeId = Annotated[str, AfterValidator(check_node_id),
-                   Field(json_schema_extra={"pattern": NODE_ID_PATTERN, "minLength": 1, "maxLength": 64},
+                   Field(json_schema_extra=NODE_ID_SCHEMA,
                          description="a speaker node id (its MQTT identity)")]
 # What JSON Schema can say of a name: no control or bidi character, something that is not a space.
 NAME_PATTERN = (r"^(?=.*\S)[^\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2028\u2029"

@@ -57,6 +57,12 @@ def is_within(path: str, scope: str) -> bool:
     return path == scope or path.startswith(scope + "/")
 
 
+def overlaps(a: str, b: str) -> bool:
+    """True if one of the zones is within the other (a program for the province reaches a commune
+    of it, and a commune's program is part of the province's plan)."""
+    return is_within(a, b) or is_within(b, a)
+
+
 def common_zone(paths: list[str]) -> str | None:
     """The deepest zone containing every one of ``paths`` (None when they share no province)."""
     if not paths:

@@ -153,13 +153,18 @@ async def audited_write(request: Request, who: Principal, action: str, target: s
             raise
 
 
+def zone_filter(column: Any, zone: str | None) -> Any:
+    """The SQL condition "``column`` is ``zone`` or below it" (no condition without a zone)."""
+    return or_(column == zone, column.startswith(zone + "/")) if zone else true()
+
+
 def readable(who: Principal, column: Any) -> Any:
     """The SQL condition restricting ``column`` (a zone path) to what ``who`` may read: every
     list query of a zoned table goes through it before anything reaches the caller (as
     NetBox's ``.restrict(user, 'view')``). True for admins and viewers."""
     if who.role != "operator":
         return true()
-    return or_(false(), *[c for z in who.zones for c in (column == z, column.startswith(z + "/"))])
+    return or_(false(), *[zone_filter(column, z) for z in who.zones])
 
 
 def page(items: list[Any]) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from netmgr.api.deps import audited_write, page, principal, session
+from netmgr.api.deps import audited_write, page, principal, readable, session, zone_filter
 from netmgr.auth import USER_NAME, Principal, create_user, user_detail
 from netmgr.errors import NotFound, UsageError
 from netmgr.refs import ZonePath
@@ -105,15 +105,12 @@ async def list_audit(
     if action:
         q = q.where(AuditEntry.action.startswith(action))
     if zone:
-        q = q.where(or_(AuditEntry.zone == zone, AuditEntry.zone.startswith(zone + "/")))
+        q = q.where(zone_filter(AuditEntry.zone, zone))
     # Who reads what (docs/architecture.md, "Who may read what"): admins everything; viewers
     # (the NOC) everything but the administration of people (user.*: who was given which
     # rights); operators their own actions and what happened in their zones.
     if who.role == "operator":
-        scope = [AuditEntry.actor == who.name]
-        for z in who.zones:
-            scope += [AuditEntry.zone == z, AuditEntry.zone.startswith(z + "/")]
-        q = q.where(or_(*scope))
+        q = q.where(or_(AuditEntry.actor == who.name, readable(who, AuditEntry.zone)))
     elif who.role != "admin":
         q = q.where(~AuditEntry.action.startswith("user."))
     return page([audit_out(a) for a in await s.scalars(q)])

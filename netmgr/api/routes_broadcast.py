@@ -22,6 +22,7 @@ from netmgr.broadcast.model import MAX_TEXT
 from netmgr.errors import Conflict, Forbidden, NotFound, UsageError
 from netmgr.refs import Day, NodeId, Text, Title, ZonePath
 from netmgr.store.models import CommandDelivery, OccurrenceRow, ProgramRow, Speaker, Zone
+from netmgr.zones import common_zone, overlaps
 
 router = APIRouter()
 Caller = Annotated[Principal, Depends(principal)]
@@ -97,13 +98,8 @@ async def authorize_targets(s: AsyncSession, who: Principal, targets: Any, prior
             e.zone = sp_zones[sp]  # type: ignore[attr-defined]
             raise
     zones = list(targets.zones) or [sp_zones[sp] for sp in targets.speakers]
-    common = zones[0]
-    for z in zones[1:]:  # the deepest zone containing every target
-        while not (z == common or z.startswith(common + "/")):
-            if "/" not in common:
-                return common
-            common = common.rsplit("/", 1)[0]
-    return common
+    # the deepest zone containing every target; targets in several provinces: the first's
+    return common_zone(zones) or zones[0].split("/", 1)[0]
 
 
 async def synthesize_if_text(request: Request, data: dict[str, Any], who: Principal) -> None:
@@ -224,9 +220,7 @@ async def list_programs(request: Request, who: Caller, s: Session, zone: ZonePat
         q = q.where(ProgramRow.cancelled_at.is_(None))
     out = []
     for r in await s.scalars(q):
-        if zone and not (r.zone == zone or r.zone.startswith(zone + "/") or zone.startswith(r.zone + "/")):
-            continue
-        if not who.may_read_overlapping(r.zone):
+        if (zone and not overlaps(r.zone, zone)) or not who.may_read_overlapping(r.zone):
             continue
         try:
             prog = Program.model_validate({**r.data, "id": r.id})
@@ -383,8 +377,7 @@ async def report(request: Request, who: Caller, s: Session,
     q = (select(OccurrenceRow, ProgramRow).join(ProgramRow, ProgramRow.id == OccurrenceRow.program_id)
          .where(OccurrenceRow.start >= start, OccurrenceRow.start < end).order_by(OccurrenceRow.start))
     rows = [(o, p) for o, p in (await s.execute(q)).all()
-            if (not zone or p.zone == zone or p.zone.startswith(zone + "/") or zone.startswith(p.zone + "/"))
-            and who.may_read_overlapping(p.zone)]
+            if (not zone or overlaps(p.zone, zone)) and who.may_read_overlapping(p.zone)]
     sums = await occurrence_summaries(s, [o.id for o, _ in rows])
     items = []
     for o, p in rows:
@@ -407,8 +400,6 @@ async def ics(request: Request, who: Caller, s: Session, zone: ZonePath | None =
 
     progs = await load_programs(s)
     rows = {r.id: r for r in await s.scalars(select(ProgramRow).where(ProgramRow.cancelled_at.is_(None)))}
-    if zone:
-        progs = [p for p in progs if (z := rows[p.id].zone) == zone or z.startswith(zone + "/")
-                 or zone.startswith(z + "/")]
-    progs = [p for p in progs if p.id in rows and who.may_read_overlapping(rows[p.id].zone)]
+    progs = [p for p in progs if p.id in rows and (not zone or overlaps(rows[p.id].zone, zone))
+             and who.may_read_overlapping(rows[p.id].zone)]
     return PlainTextResponse(to_ics(progs, tz_of(request)), media_type="text/calendar; charset=utf-8")

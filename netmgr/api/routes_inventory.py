@@ -6,10 +6,10 @@ import asyncio
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from netmgr.api.deps import audited_write, page, principal, readable, session
+from netmgr.api.deps import audited_write, page, principal, readable, session, zone_filter
 from netmgr.api.routes_zones import ImportIn
 from netmgr.auth import Principal
 from netmgr.errors import Conflict, NotFound, UsageError
@@ -85,10 +85,6 @@ def _parse(body: ImportIn, kind: Literal["ap", "speaker"]) -> list[tuple[int, An
     return validate_records(parse_records(body.text, body.format, f"{kind} import"), kind)
 
 
-def zone_filter(column: Any, zone: str | None) -> Any:
-    return or_(column == zone, column.startswith(zone + "/")) if zone else True
-
-
 async def require_zone(s: AsyncSession, zone: str, field: str = "body.zone") -> None:
     if await s.get(Zone, zone) is None:
         raise UsageError(f"{field}: unknown zone {zone}; create it first (netmgr zone add)")
@@ -124,7 +120,7 @@ async def list_aps(who: Caller, s: Session, zone: ZonePath | None = None, tag: s
     return page(items)
 
 
-async def _ap(s: AsyncSession, name: str, who: Principal | None = None) -> AccessPoint:
+async def find_ap(s: AsyncSession, name: str, who: Principal | None = None) -> AccessPoint:
     """The AP by name; NotFound also when ``who`` may not read it (its existence is not told)."""
     ap = await s.scalar(select(AccessPoint).where(AccessPoint.name == name))
     if ap is None or (who is not None and not who.may_read(ap.zone)):
@@ -134,7 +130,7 @@ async def _ap(s: AsyncSession, name: str, who: Principal | None = None) -> Acces
 
 @router.get("/aps/{name}", tags=["aps"])
 async def get_ap(name: str, who: Caller, s: Session) -> dict[str, Any]:
-    ap = await _ap(s, name, who)
+    ap = await find_ap(s, name, who)
     events = await s.scalars(select(ApEvent).where(ApEvent.ap_id == ap.id)
                              .order_by(ApEvent.id.desc()).limit(20))
     return ap_out(ap) | state_out(await s.get(ApState, ap.id), detail=True) | {
@@ -158,7 +154,7 @@ async def add_ap(body: ApIn, request: Request, who: Caller) -> dict[str, Any]:
 
 @router.delete("/aps/{name}", tags=["aps"])
 async def remove_ap(name: str, request: Request, who: Caller, s: Session) -> dict[str, Any]:
-    ap = await _ap(s, name)
+    ap = await find_ap(s, name)
     async with audited_write(request, who, "ap.remove", name, ap.zone) as w:
         await w.delete(await w.merge(ap))
     _inventory_changed(request, "poller")
@@ -212,7 +208,7 @@ async def list_speakers(who: Caller, s: Session, zone: ZonePath | None = None,
     return page([speaker_out(x) for x in tag_filter(rows, tag)])
 
 
-async def _speaker(s: AsyncSession, node_id: str, who: Principal | None = None) -> Speaker:
+async def find_speaker(s: AsyncSession, node_id: str, who: Principal | None = None) -> Speaker:
     """The speaker by id; NotFound also when ``who`` may not read it."""
     sp = await s.get(Speaker, node_id)
     if sp is None or (who is not None and not who.may_read(sp.zone)):
@@ -222,7 +218,7 @@ async def _speaker(s: AsyncSession, node_id: str, who: Principal | None = None) 
 
 @router.get("/speakers/{node_id}", tags=["speakers"])
 async def get_speaker(node_id: str, who: Caller, s: Session) -> dict[str, Any]:
-    return speaker_out(await _speaker(s, node_id, who))
+    return speaker_out(await find_speaker(s, node_id, who))
 
 
 @router.post("/speakers", tags=["speakers"], status_code=201)
@@ -241,7 +237,7 @@ async def add_speaker(body: SpeakerIn, request: Request, who: Caller) -> dict[st
 
 @router.delete("/speakers/{node_id}", tags=["speakers"])
 async def remove_speaker(node_id: str, request: Request, who: Caller, s: Session) -> dict[str, Any]:
-    sp = await _speaker(s, node_id)
+    sp = await find_speaker(s, node_id)
     async with audited_write(request, who, "speaker.remove", node_id, sp.zone) as w:
         await w.delete(await w.merge(sp))
     _inventory_changed(request)

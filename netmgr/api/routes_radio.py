@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from netmgr.api.deps import audited_write, page, principal, readable, session
+from netmgr.api.deps import audited_write, page, principal, readable, session, zone_filter
 from netmgr.auth import Principal
 from netmgr.errors import Conflict, Forbidden, NotFound, Retryable, UsageError
 from netmgr.refs import NodeId, ZonePath
@@ -77,7 +77,7 @@ async def speakers_status(request: Request, who: Caller, s: Session, zone: ZoneP
                           status: Literal["online", "offline", "stale", "unknown"] | None = None,
                           tag: str | None = None) -> dict[str, Any]:
     """Every speaker with its live status (online, stale, offline, unknown) and last telemetry."""
-    from netmgr.api.routes_inventory import tag_filter, zone_filter
+    from netmgr.api.routes_inventory import tag_filter
 
     q = (select(Speaker).where(zone_filter(Speaker.zone, zone), readable(who, Speaker.zone))
          .order_by(Speaker.id))
@@ -91,9 +91,9 @@ async def speakers_status(request: Request, who: Caller, s: Session, zone: ZoneP
 async def speaker_status(node_id: str, request: Request, who: Caller, s: Session,
                          commands: Annotated[int, Query(ge=0, le=500)] = 20) -> dict[str, Any]:
     """One node: inventory, status, last telemetry and its recent commands with their states."""
-    sp = await s.get(Speaker, node_id)
-    if sp is None or not who.may_read(sp.zone):
-        raise NotFound(f"speaker {node_id!r} not found")
+    from netmgr.api.routes_inventory import find_speaker
+
+    sp = await find_speaker(s, node_id, who)
     out = (await _statuses(request, s, [sp]))[0]
     rows = (await s.execute(
         select(CommandDelivery, Command).join(Command, Command.id == CommandDelivery.command_id)

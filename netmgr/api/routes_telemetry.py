@@ -13,13 +13,11 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from netmgr.api.deps import principal, session
+from netmgr.api.routes_inventory import find_ap, find_speaker
 from netmgr.auth import Principal
-from netmgr.errors import NotFound
-from netmgr.store.models import AccessPoint, Speaker
 from netmgr.telemetry import ring
 
 router = APIRouter()
@@ -65,9 +63,7 @@ def ap_rows(path: Any, name: str, since_ns: int, limit: int) -> list[dict[str, A
 async def ap_history(name: str, request: Request, who: Caller, s: Session, minutes: Minutes = 60,
                      limit: Limit = 60) -> dict[str, Any]:
     """Recent polls of one AP from the ring, oldest first."""
-    zone = await s.scalar(select(AccessPoint.zone).where(AccessPoint.name == name))
-    if zone is None or not who.may_read(zone):
-        raise NotFound(f"AP {name!r} not found")
+    await find_ap(s, name, who)
     since = time.time_ns() - minutes * 60 * 10**9
     rows = await asyncio.to_thread(ap_rows, _ring_path(request), name, since, limit)
     return {"ap": name, "since": _iso(since), "items": rows, "count": len(rows)}
@@ -77,9 +73,7 @@ async def ap_history(name: str, request: Request, who: Caller, s: Session, minut
 async def speaker_history(node_id: str, request: Request, who: Caller, s: Session, minutes: Minutes = 60,
                           limit: Limit = 60) -> dict[str, Any]:
     """Recent telemetry and status changes of one speaker node from the ring, oldest first."""
-    sp = await s.get(Speaker, node_id)
-    if sp is None or not who.may_read(sp.zone):
-        raise NotFound(f"speaker {node_id!r} not found")
+    await find_speaker(s, node_id, who)
     since = time.time_ns() - minutes * 60 * 10**9
     rows = await asyncio.to_thread(ring.history, _ring_path(request), "speaker", "node", node_id, since,
                                    SPEAKER_FIELDS, limit)

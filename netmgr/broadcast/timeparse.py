@@ -60,9 +60,9 @@ def utcnow() -> datetime:
 FIRST_YEAR, LAST_YEAR = 2000, 2199
 
 
-def _in_range(dt: datetime, what: str) -> None:
+def _in_range(dt: date, what: str) -> None:
     if not FIRST_YEAR <= dt.year <= LAST_YEAR:
-        raise TimeParseError(f"{what} {dt.isoformat()} is out of range; give a time between "
+        raise TimeParseError(f"{what} {dt.isoformat()} is out of range; give one between "
                              f"{FIRST_YEAR} and {LAST_YEAR}")
 
 
@@ -196,8 +196,7 @@ def parse_day(text: str | date, *, tz: str | tzinfo | None = None, now: datetime
         day = date.fromisoformat(s)
     except ValueError:
         raise TimeParseError(f"day {text!r} is not understood; use YYYY-MM-DD, today or tomorrow") from None
-    if not FIRST_YEAR <= day.year <= LAST_YEAR:
-        raise TimeParseError(f"day {text!r} is out of range; give a day between {FIRST_YEAR} and {LAST_YEAR}")
+    _in_range(day, "day")
     return day
 
 

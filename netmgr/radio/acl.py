@@ -76,8 +76,9 @@ def render_acl(daemon_user: str, nodes: dict[str, str]) -> str:
            "# client id either (docs/operations.md, \"Client ids\").", ""]
     for user in daemon_users(daemon_user):
         out += [f"user {user}", f"topic readwrite {ROOT}/#", ""]
+    daemon = set(daemon_users(daemon_user))  # a node may never be given the daemon's identity
     for nid, zone in sorted(nodes.items()):
-        if nid in daemon_users(daemon_user):
+        if nid in daemon:
             continue
         out.append(f"user {nid}")
         out += [f"topic write {node_topic(nid, k)}" for k in ("telemetry", "reply")]

@@ -616,8 +616,7 @@ class RadioService(Service):
                 now = time.time()
                 for d in tc.deliveries.values():
                     if d.state in pending:
-                        d.move("error", now)
-                        d.error = f"could not be published: {e}"
+                        d.move("error", now, error=f"could not be published: {e}")
                 tc.dirty = True
         for node_id, sched in list(self.schedules.items()):
             await self._publish_schedule(node_id, sched)
