@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import subprocess
 import time
 from typing import Any
 
@@ -21,3 +22,17 @@ async def until(fn: Any, timeout: float, what: str, interval: float = 0.05) -> A
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         await asyncio.sleep(interval)
+
+
+def read_until(proc: subprocess.Popen, marker: str, timeout: float) -> list[str]:
+    """The demo's output lines up to the first holding ``marker`` (fails naming what it printed)."""
+    lines: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        if marker in line:
+            return lines
+    raise AssertionError(f"the demo did not print {marker!r}:\n" + "".join(lines))

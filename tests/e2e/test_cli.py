@@ -11,6 +11,7 @@ import time
 
 import pytest
 from services import free_port, http_get, wait_for
+from waiting import read_until
 
 COMMUNE_A = "binh-phuoc/dong-xoai/tan-phu"
 COMMUNE_B = "binh-phuoc/dong-xoai/tien-thanh"
@@ -110,20 +111,6 @@ def _timed(env):
     t0 = time.perf_counter()
     subprocess.run([sys.executable, "-m", "netmgr", "--help"], env=env, capture_output=True, check=True)
     return time.perf_counter() - t0
-
-
-def read_until(proc: subprocess.Popen, marker: str, timeout: float) -> list[str]:
-    """The demo's output lines up to the first holding ``marker`` (fails naming what it printed)."""
-    lines: list[str] = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        lines.append(line)
-        if marker in line:
-            return lines
-    raise AssertionError(f"the demo did not print {marker!r}:\n" + "".join(lines))
 
 
 def test_demo_runs_and_serves(tmp_path):

@@ -18,7 +18,7 @@ import time
 import httpx
 import psutil
 from services import free_port
-from test_cli import read_until
+from waiting import read_until
 
 TAN_PHU = "binh-phuoc/dong-xoai/tan-phu"
 TAN_TIEN = "binh-phuoc/dong-phu/tan-tien"

@@ -18,14 +18,14 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from apistack import COMMUNE_A, ApiStack, api_stack
+from apistack import COMMUNE_A, ApiStack, api_stack, running_radio
 from sqlalchemy import select
-from test_hardening import NODE_A, radio
 
+from netmgr.radio.mqtt import Broker
 from netmgr.store.models import AuditEntry, Base
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")  # one store and broker link for the module
-A_AP = "ap-a"
+A_AP, NODE_A = "ap-a", "loa-tan-phu-03"
 _n = itertools.count(1)
 
 # What a rule means: the status class for (no token, disabled, viewer, operator of A, operator of
@@ -266,7 +266,8 @@ async def denied_count(st: ApiStack) -> int:
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def matrix_stack(tmp_path_factory, mosquitto):
     tmp = tmp_path_factory.mktemp("authz")
-    async with api_stack(tmp) as st, radio(mosquitto, {NODE_A: COMMUNE_A}) as svc:
+    broker = Broker(port=mosquitto.port, protocol="3.1.1")
+    async with api_stack(tmp) as st, running_radio(broker, {NODE_A: COMMUNE_A}, "authz") as svc:
         st.app.state.services["radio"] = svc
         await admin(st, "POST", "/api/v1/speakers", json={"id": NODE_A, "zone": COMMUNE_A})
         await admin(st, "POST", "/api/v1/aps", json={"name": A_AP, "host": "192.0.2.1", "zone": COMMUNE_A})

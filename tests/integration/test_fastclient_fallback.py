@@ -4,20 +4,18 @@ every message."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import time
 
 import aiomqtt
 import paho.mqtt.client as paho_client
 import pytest
+from apistack import running_radio
 from waiting import until
 
 from netmgr.radio import fastclient
 from netmgr.radio import protocol as p
 from netmgr.radio.mqtt import Broker
-from netmgr.radio.service import RadioService
 
 NODE, ZONE = "n-1", "binh-phuoc/dong-xoai/tan-phu"
 
@@ -68,11 +66,7 @@ async def test_the_service_runs_on_the_stock_client(mosquitto, monkeypatch, capl
         made.append(self)
 
     monkeypatch.setattr(fastclient.StockClient, "__init__", record)
-    svc = RadioService(None, broker=Broker(port=mosquitto.port, protocol="3.1.1"), client_id="fb-test",
-                       inventory={NODE: ZONE})
-    task = asyncio.create_task(svc.run())
-    try:
-        await until(svc.connected.is_set, 10, "the radio service connected")
+    async with running_radio(Broker(port=mosquitto.port, protocol="3.1.1"), {NODE: ZONE}, "fb-test") as svc:
         session = int(time.time() * 1000)
         async with aiomqtt.Client("127.0.0.1", mosquitto.port, identifier="fb-test-node") as c:
             await c.publish(p.node_topic(NODE, "status"),
@@ -91,7 +85,4 @@ async def test_the_service_runs_on_the_stock_client(mosquitto, monkeypatch, capl
         assert "aiomqtt 2.9.0" in fallback[0].getMessage()
         assert "paho-mqtt " in fallback[0].getMessage()
         assert len(made) == 1  # the inbound client was the stock one
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+

@@ -3,18 +3,16 @@ is refused with the right status, nothing changes in the store, the refusal is a
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from datetime import UTC, datetime
 
 import pytest
-from apistack import COMMUNE_A, COMMUNE_B, ApiStack, api_stack
+from apistack import COMMUNE_A, COMMUNE_B, ApiStack, api_stack, running_radio
 from sqlalchemy import func, select
 from waiting import until
 
 from netmgr.errors import UsageError
 from netmgr.radio.mqtt import Broker
-from netmgr.radio.service import RadioService
 from netmgr.store.models import Command, ProgramRow, Speaker
 
 NODE_A, NODE_B = "loa-tan-phu-03", "loa-tien-thanh-01"
@@ -37,18 +35,8 @@ async def denied(st: ApiStack, actor: str, action: str) -> list[dict]:
 # --------------------------------------------------------------------------- item 1
 
 
-@contextlib.asynccontextmanager
-async def radio(mosquitto, inventory):
-    svc = RadioService(None, broker=Broker(port=mosquitto.port, protocol="3.1.1"),
-                       client_id="hardening", inventory=inventory)
-    task = asyncio.create_task(svc.run())
-    try:
-        await until(svc.connected.is_set, 10, "the radio service connected")
-        yield svc
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+def radio(mosquitto, inventory):
+    return running_radio(Broker(port=mosquitto.port, protocol="3.1.1"), inventory, "hardening")
 
 
 @pytest.mark.parametrize("zone", [COMMUNE_A + "/#", COMMUNE_A + "/+", "\x00", "../../x", COMMUNE_A + "/",
@@ -437,23 +425,19 @@ async def test_only_the_daemon_can_use_its_client_ids(tmp_path, mosquitto_factor
                               conf_text_extra="use_username_as_clientid true" if protected else "")
         broker = Broker(port=m.port, username="netmgr", password=daemon_pass, protocol="3.1.1",
                         inbound_username="netmgr-in" if protected else None)
-        svc = RadioService(None, broker=broker, client_id="netmgr", inventory={"loa-1": COMMUNE_A})
-        task = asyncio.create_task(svc.run())
         try:
-            await until(svc.connected.is_set, 10, "the daemon connected")
-            with contextlib.suppress(aiomqtt.MqttError):
-                async with aiomqtt.Client("127.0.0.1", m.port, username="loa-1", password=node_pw,
-                                          identifier="netmgr-in", clean_session=False) as attacker:
-                    if not protected:
-                        await until(lambda svc=svc: svc.connects >= 2, 15, "the daemon's session taken over")
-                        continue
-                    await attacker.publish("netmgr/v1/node/loa-1/status", json.dumps(
-                        {"state": "online", "session": int(time.time() * 1000)}), qos=1)
-                    await until(lambda svc=svc: svc.registry.is_online("loa-1"), 10,
-                                "the node's status through the daemon's own session")
-                    assert svc.connects == 1
+            async with running_radio(broker, {"loa-1": COMMUNE_A}, "netmgr") as svc:
+                with contextlib.suppress(aiomqtt.MqttError):
+                    async with aiomqtt.Client("127.0.0.1", m.port, username="loa-1", password=node_pw,
+                                              identifier="netmgr-in", clean_session=False) as attacker:
+                        if not protected:
+                            await until(lambda svc=svc: svc.connects >= 2, 15,
+                                        "the daemon's session taken over")
+                            continue
+                        await attacker.publish("netmgr/v1/node/loa-1/status", json.dumps(
+                            {"state": "online", "session": int(time.time() * 1000)}), qos=1)
+                        await until(lambda svc=svc: svc.registry.is_online("loa-1"), 10,
+                                    "the node's status through the daemon's own session")
+                        assert svc.connects == 1
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
             m.stop()
