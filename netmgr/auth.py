@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from netmgr.errors import Conflict, Forbidden, NotFound, UsageError
+from netmgr.errors import Conflict, Forbidden, MissingReference, UsageError
 from netmgr.store.models import AuditEntry, User, UserZone, Zone
 from netmgr.zones import is_within, overlaps
 
@@ -131,7 +131,7 @@ async def create_user(session: AsyncSession, name: str, role: str, zones: list[s
         raise Conflict(f"user {name!r} exists; pick another name or disable the old user")
     for z in zones:
         if await session.get(Zone, z) is None:
-            raise NotFound(f"zone {z} does not exist; create it first (netmgr zone add)")
+            raise MissingReference(f"zone {z} does not exist; create it first (netmgr zone add)")
     token = new_token()
     user = User(name=name, role=role, token_hash=hash_token(token), can_emergency=can_emergency,
                 scopes=[UserZone(zone=z) for z in zones])

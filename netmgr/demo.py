@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import shutil
 import socket
 import tempfile
@@ -65,22 +66,14 @@ class DemoRun:
 
 
 async def start_broker(run: DemoRun) -> None:
-    from amqtt.broker import Broker
+    """The embedded broker; the daemon's client ids are reserved to its user and per-run password."""
+    from netmgr.sim.broker import DemoBroker
 
-    broker = Broker(
-        {
-            "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{run.mqtt_port}"}},
-            "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
-        }
-    )
+    mqtt = run.settings.mqtt
+    broker = DemoBroker(run.mqtt_port, mqtt.client_id, mqtt.username, mqtt.password.get_secret_value())
     await broker.start()
     run.lines.append(("MQTT broker (amqtt, embedded, MQTT 3.1.1)", f"mqtt://127.0.0.1:{run.mqtt_port}"))
-
-    async def stop() -> None:
-        with contextlib.suppress(Exception):
-            await broker.shutdown()
-
-    run.cleanups.append(stop)
+    run.cleanups.append(broker.stop)
 
 
 async def seed(run: DemoRun) -> None:
@@ -260,7 +253,9 @@ async def run_demo(duration: float | None, state_dir: Path | None, api_port: int
     settings = Settings.model_validate({
         "daemon": {"state_dir": str(state), "drain_timeout": 5},
         "api": {"host": "127.0.0.1", "port": port, "public_url": f"http://127.0.0.1:{port}"},
-        "mqtt": {"host": "127.0.0.1", "port": mqtt_port, "protocol": "3.1.1", "client_id": "netmgr-demo"},
+        # A password made for this run: only the daemon may use its client ids (sim.broker).
+        "mqtt": {"host": "127.0.0.1", "port": mqtt_port, "protocol": "3.1.1", "client_id": "netmgr-demo",
+                 "username": "netmgr-demo", "password": secrets.token_urlsafe(24)},
         "snmp": {"interval": 10, "timeout": 1, "retries": 1},
         "influxdb": {"url": influxdb_url or "", "flush_interval": 1.0},
     })

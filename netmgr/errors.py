@@ -45,6 +45,14 @@ class Conflict(NetmgrError):
     """The write clashes with what is stored (duplicate name, overlapping program)."""
 
 
+class MissingReference(Conflict):
+    """A write names something that does not exist yet (a zone, speaker or media file).
+
+    The request is well formed (its schema holds); the inventory does not have what it refers
+    to, so it is a conflict with what is stored (409), not a malformed request (422).
+    """
+
+
 class Forbidden(NetmgrError):
     """The caller may not do this; the message names the zone or permission missing."""
 

@@ -57,17 +57,28 @@ class Located(BaseModel):
         return _tags(v)
 
 
+_V3_USER = {"type": "string", "pattern": r"\S", "maxLength": 64}
+
+
 class SnmpIn(BaseModel):
     """How to reach an AP's agent. Secrets are write-only: the API never returns them."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    # What _consistent checks, as the OpenAPI document says it: keys only with a v3 user, a
+    # privacy key only with an auth key, version 3 only with a user.
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, json_schema_extra={
+        "dependentSchemas": {"auth_key": {"required": ["v3_user"], "properties": {"v3_user": _V3_USER}},
+                             "priv_key": {"required": ["v3_user", "auth_key"],
+                                          "properties": {"v3_user": _V3_USER,
+                                                         "auth_key": {"type": "string"}}}},
+        "anyOf": [{"properties": {"version": {"const": "2c"}}},
+                  {"required": ["v3_user"], "properties": {"v3_user": _V3_USER}}]})
     version: Literal["2c", "3"] = "2c"
     community: SecretStr | None = None
     v3_user: str | None = Field(None, max_length=64)
     auth_proto: Literal["SHA", "SHA256", "MD5"] | None = None
-    auth_key: SecretStr | None = None
+    auth_key: SecretStr | None = Field(None, json_schema_extra={"minLength": 8})  # RFC 3414
     priv_proto: Literal["AES", "AES256", "DES"] | None = None
-    priv_key: SecretStr | None = None
+    priv_key: SecretStr | None = Field(None, json_schema_extra={"minLength": 8})
 
     @model_validator(mode="after")
     def _consistent(self) -> SnmpIn:
@@ -90,7 +101,8 @@ class SnmpIn(BaseModel):
 
 class ApIn(Located):
     name: str = Field(json_schema_extra={"pattern": NAME.pattern})
-    host: str = Field(json_schema_extra={"pattern": r"^[A-Za-z0-9][A-Za-z0-9.:-]{0,253}$"})
+    host: str = Field(json_schema_extra={"anyOf": [{"pattern": HOST.pattern}, {"format": "ipv4"},
+                                                   {"format": "ipv6"}]})
     port: int = Field(161, ge=1, le=65535)
     snmp: SnmpIn = Field(default_factory=SnmpIn)
     profile: str | None = Field(None, max_length=64)

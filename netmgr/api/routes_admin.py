@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from netmgr.api import schemas
 from netmgr.api.deps import audited_write, page, principal, readable, session, zone_filter
 from netmgr.auth import USER_NAME, Principal, create_user, user_detail
 from netmgr.errors import NotFound, UsageError
@@ -27,7 +28,8 @@ Session = Annotated[AsyncSession, Depends(session)]
 
 
 class UserIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # operators with zones, admins and viewers without (netmgr.api.schemas)
+    model_config = ConfigDict(extra="forbid", json_schema_extra=schemas.USER_SCHEMA)
     name: str = Field(min_length=1, max_length=64, pattern=USER_NAME.pattern)
     role: Literal["admin", "operator", "viewer"]
     zones: list[ZonePath] = Field(default_factory=list, max_length=100)

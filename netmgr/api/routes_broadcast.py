@@ -12,15 +12,16 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import PlainTextResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, WithJsonSchema
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from netmgr.api import schemas
 from netmgr.api.deps import audited_write, page, principal, session
 from netmgr.auth import Principal
 from netmgr.broadcast.model import MAX_TEXT
-from netmgr.errors import Conflict, Forbidden, NotFound, UsageError
-from netmgr.refs import Day, NodeId, Text, Title, ZonePath
+from netmgr.errors import Conflict, Forbidden, MissingReference, NotFound, UsageError
+from netmgr.refs import Day, NodeId, ProgramTitle, Text, Title, ZonePath
 from netmgr.store.models import CommandDelivery, OccurrenceRow, ProgramRow, Speaker, Zone
 from netmgr.zones import common_zone, overlaps
 
@@ -36,11 +37,12 @@ class ProgramIn(BaseModel):
 
     model_config = {"extra": "forbid"}
 
-    title: Title
-    content: dict[str, Any]
-    targets: dict[str, Any]
-    when: dict[str, Any]
-    duration: str | int = Field(description="seconds, or 30m, 1h, 1h30m")
+    title: ProgramTitle
+    # parsed by netmgr.broadcast.model.Program (its refusals in words); published as they are
+    content: Annotated[dict[str, Any], WithJsonSchema(schemas.CONTENT_SCHEMA)]
+    targets: Annotated[dict[str, Any], WithJsonSchema(schemas.TARGETS_SCHEMA)]
+    when: Annotated[dict[str, Any], WithJsonSchema(schemas.WHEN_SCHEMA)]
+    duration: Annotated[str | int, WithJsonSchema(schemas.DURATION_SCHEMA)]
     volume: int = Field(80, ge=0, le=100)
     priority: Literal["normal", "priority", "emergency"] = "normal"
     force: bool = Field(False, description="schedule despite an overlap with an equal-priority program")
@@ -85,13 +87,13 @@ async def authorize_targets(s: AsyncSession, who: Principal, targets: Any, prior
     known = set(await s.scalars(select(Zone.path).where(Zone.path.in_(list(targets.zones)))))
     for z in targets.zones:
         if z not in known:
-            raise UsageError(f"targets.zones: unknown zone {z}; see `netmgr zone list`")
+            raise MissingReference(f"targets.zones: unknown zone {z}; see `netmgr zone list`")
         who.require_write(z, what)
     sp_zones = dict((await s.execute(select(Speaker.id, Speaker.zone).where(
         Speaker.id.in_(list(targets.speakers))))).all())
     for sp in targets.speakers:
         if sp not in sp_zones:
-            raise UsageError(f"targets.speakers: unknown speaker {sp}; see `netmgr speaker list`")
+            raise MissingReference(f"targets.speakers: unknown speaker {sp}; see `netmgr speaker list`")
         try:
             who.require_write(sp_zones[sp], what)
         except Forbidden as e:
@@ -193,11 +195,11 @@ async def schedule(body: ProgramIn, request: Request, who: Principal, *,
 
 
 def require_media(request: Request, media_id: str, field: str) -> None:
-    """UsageError unless the media exists: nodes would fetch a 404 at play time."""
+    """MissingReference unless the media exists: nodes would fetch a 404 at play time."""
     from netmgr.media.store import store_of
 
     if store_of(request.app.state.settings).get(media_id) is None:
-        raise UsageError(f"{field}: media {media_id} does not exist; upload it first "
+        raise MissingReference(f"{field}: media {media_id} does not exist; upload it first "
                          "(netmgr media add) or pick one from `netmgr media list`")
 
 
@@ -320,17 +322,18 @@ async def plan(request: Request, who: Caller, s: Session, zone: ZonePath,
 
 
 class NowIn(BaseModel):
-    model_config = {"extra": "forbid"}
+    model_config = {"extra": "forbid", "json_schema_extra": {
+        "allOf": [schemas.NOW_CONTENT, {"anyOf": schemas.AT_LEAST_ONE_TARGET}]}}
 
     zones: list[ZonePath] = Field(default_factory=list, max_length=200)
     speakers: list[NodeId] = Field(default_factory=list, max_length=10000)
-    text: Text | None = Field(None, max_length=MAX_TEXT)
+    text: Annotated[Text | None, WithJsonSchema(schemas.TEXT_SCHEMA)] = Field(None, max_length=MAX_TEXT)
     media_id: str | None = Field(None, pattern=r"^[0-9a-f]{64}$", description="a media id (media list)")
-    url: str | None = Field(None, max_length=2048)
+    url: Annotated[str | None, WithJsonSchema(schemas.URL_SCHEMA)] = Field(None, max_length=2048)
     title: Title = ""
     emergency: bool = False
     priority: Literal["normal", "priority", "emergency"] | None = None
-    duration: str | int | None = Field(None, description="seconds, or 30m, 1h, 1h30m")
+    duration: Annotated[str | int | None, WithJsonSchema(schemas.DURATION_SCHEMA)] = None
     volume: int | None = Field(None, ge=0, le=100)
 
 

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from netmgr.api.deps import audited_write, page, principal, readable, session, zone_filter
 from netmgr.api.routes_zones import ImportIn
 from netmgr.auth import Principal
-from netmgr.errors import Conflict, NotFound, UsageError
+from netmgr.errors import Conflict, MissingReference, NotFound
 from netmgr.inventory import ApIn, SpeakerIn, validate_records
 from netmgr.records import ImportRefused, parse_records
 from netmgr.refs import ZonePath
@@ -87,7 +87,7 @@ def _parse(body: ImportIn, kind: Literal["ap", "speaker"]) -> list[tuple[int, An
 
 async def require_zone(s: AsyncSession, zone: str, field: str = "body.zone") -> None:
     if await s.get(Zone, zone) is None:
-        raise UsageError(f"{field}: unknown zone {zone}; create it first (netmgr zone add)")
+        raise MissingReference(f"{field}: unknown zone {zone}; create it first (netmgr zone add)")
 
 
 def _inventory_changed(request: Request, service: str = "radio") -> None:

@@ -20,16 +20,18 @@ from typing import Annotated, Any, BinaryIO
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import ClientDisconnect
 
+from netmgr.api import schemas
 from netmgr.api.deps import audited_write, page, principal, record_audit, session
 from netmgr.auth import Principal
 from netmgr.errors import Forbidden, NotFound, UsageError
 from netmgr.media.probe import FORMATS
 from netmgr.media.store import CHUNK, Media, MediaStore, TooLarge, store_of, valid_id
+from netmgr.refs import Text, Title
 from netmgr.store.models import ProgramRow
 
 log = logging.getLogger("netmgr.api")
@@ -217,9 +219,9 @@ class TtsIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     # the 5,000-character limit is checked after NFC normalisation, by netmgr.media.tts
-    text: str = Field(min_length=1, json_schema_extra={"pattern": r"\S"})
-    title: str = Field("", max_length=200)
-    voice: str | None = Field(None, max_length=40)
+    text: Annotated[Text, WithJsonSchema(schemas.TEXT_SCHEMA)] = Field(min_length=1)
+    title: Title = ""
+    voice: Annotated[str | None, WithJsonSchema(schemas.VOICE_SCHEMA)] = Field(None, max_length=40)
 
 
 @router.post("/api/v1/media/tts", tags=["media"], status_code=201)

@@ -16,9 +16,10 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from netmgr.api import schemas
 from netmgr.api.deps import audited_write, page, principal, readable, session, zone_filter
 from netmgr.auth import Principal
-from netmgr.errors import Conflict, Forbidden, NotFound, Retryable, UsageError
+from netmgr.errors import Conflict, Forbidden, MissingReference, NotFound, Retryable, UsageError
 from netmgr.refs import NodeId, ZonePath
 from netmgr.store.models import Command, CommandDelivery, Speaker, SpeakerState
 from netmgr.zones import common_zone
@@ -115,7 +116,8 @@ async def speaker_status(node_id: str, request: Request, who: Caller, s: Session
 
 
 class CommandIn(BaseModel):
-    model_config = {"extra": "forbid"}
+    # params per method and at least one target, as published (netmgr.api.schemas)
+    model_config = {"extra": "forbid", "json_schema_extra": schemas.COMMAND_SCHEMA}
 
     method: Literal["play", "stop", "volume", "sync", "reboot", "ping"]
     params: dict[str, Any] = Field(default_factory=dict)
@@ -145,7 +147,7 @@ async def send_command(body: CommandIn, request: Request, who: Caller) -> dict[s
                 Speaker.id.in_(body.nodes)))).all())
             missing = [n for n in body.nodes if n not in zones]
             if missing:
-                raise NotFound(f"speaker {missing[0]!r} not found")
+                raise MissingReference(f"nodes: speaker {missing[0]!r} not found; see `netmgr speaker list`")
             # The entry names the commune the command reached, so its operator sees it.
             s.info["audit_zone"] = common_zone([*body.zones, *(zones[n] for n in body.nodes)])
             for n in body.nodes:

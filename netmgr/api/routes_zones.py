@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from netmgr import zones
 from netmgr.api.deps import audited_write, page, principal, session
 from netmgr.auth import Principal
-from netmgr.errors import Conflict, NotFound, UsageError
+from netmgr.errors import Conflict, MissingReference, NotFound
 from netmgr.records import ImportRefused
 from netmgr.refs import Name, ZonePath
 from netmgr.store.models import Zone
@@ -67,7 +67,7 @@ async def add_zone(body: ZoneIn, request: Request, who: Caller) -> dict[str, Any
     # Creating a zone is a write in its parent (an operator may add villages to their commune).
     async with audited_write(request, who, "zone.add", body.path, parent or body.path) as s:
         if parent and await s.get(Zone, parent) is None:
-            raise UsageError(f"body.path: unknown parent zone {parent}; add it first")
+            raise MissingReference(f"body.path: unknown parent zone {parent}; add it first")
         if await s.get(Zone, body.path) is not None:
             raise Conflict(f"zone {body.path} exists")
         z = Zone(path=body.path, name=body.name, level=zones.level_of(body.path), parent=parent)

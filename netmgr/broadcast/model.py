@@ -270,6 +270,8 @@ def _normalize_when(raw: Any, tz: str, now: datetime) -> Any:
                               or not 1 <= count <= MAX_COUNT):
         raise ValueError(f"count {count!r} must be a whole number 1-{MAX_COUNT}")
     if kind in ("daily", "weekdays"):
+        if until is not None and count is not None:
+            raise ValueError("both until and count are given; RFC 5545 allows one of them")
         if w.get("rrule") not in (None, DAILY_RULE if kind == "daily" else WEEKDAYS_RULE):
             raise ValueError(f"rrule is not used with {kind}; use kind rrule for a custom rule")
         if w.get("at") is None and start is None:

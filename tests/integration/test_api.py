@@ -118,7 +118,7 @@ async def test_errors_have_one_shape(api):
     r = await client.post("/api/v1/aps", json=ap_body("ap-x", COMMUNE_A), headers=as_("admin"))
     assert r.status_code == 409
     r = await client.post("/api/v1/aps", json=ap_body("ap-y", "binh-phuoc/nowhere"), headers=as_("admin"))
-    assert r.status_code == 422 and "unknown zone binh-phuoc/nowhere" in r.json()["error"]
+    assert r.status_code == 409 and "unknown zone binh-phuoc/nowhere" in r.json()["error"]
 
 
 async def test_secrets_never_returned(api):

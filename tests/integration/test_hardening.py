@@ -232,9 +232,9 @@ async def test_programs_must_reference_media_that_exists(api):
     r = await api.call("POST", "/api/v1/programs", json={
         "title": "Bản tin", "content": {"kind": "media", "media_id": missing},
         "targets": {"zones": [COMMUNE_A]}, "when": {"kind": "daily", "at": "06:00"}, "duration": "10m"})
-    assert r.status_code == 422 and f"media {missing} does not exist" in r.json()["error"], r.text
+    assert r.status_code == 409 and f"media {missing} does not exist" in r.json()["error"], r.text
     r = await api.call("POST", "/api/v1/broadcast/now", json={"zones": [COMMUNE_A], "media_id": missing})
-    assert r.status_code == 422 and "does not exist" in r.json()["error"], r.text
+    assert r.status_code == 409 and "does not exist" in r.json()["error"], r.text
     async with api.sessions() as s:
         assert await s.scalar(select(func.count()).select_from(ProgramRow)) == 0
 
