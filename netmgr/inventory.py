@@ -17,7 +17,8 @@ from pydantic import (
     model_validator,
 )
 
-from netmgr.records import ImportRefused, Record
+from netmgr.errors import ImportRefused
+from netmgr.records import Record
 from netmgr.refs import NODE_ID, NODE_ID_SCHEMA, TITLE_PATTERN, ZonePath
 from netmgr.text import check_name
 

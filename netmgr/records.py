@@ -11,16 +11,7 @@ import io
 from dataclasses import dataclass
 from typing import Any
 
-from netmgr.errors import UsageError
-
-
-class ImportRefused(UsageError):
-    """The file has problems; nothing was written. ``problems`` holds ``line N: message`` lines."""
-
-    def __init__(self, what: str, problems: list[str]) -> None:
-        self.problems = problems
-        head = f"{what}: refused, nothing imported ({len(problems)} problem{'s' * (len(problems) != 1)})"
-        super().__init__("\n".join([head, *problems]))
+from netmgr.errors import ImportRefused, UsageError
 
 
 @dataclass

@@ -11,7 +11,8 @@ import re
 import unicodedata
 from typing import Any
 
-from netmgr.records import ImportRefused, Record, parse_records
+from netmgr.errors import ImportRefused
+from netmgr.records import Record, parse_records
 from netmgr.text import check_name
 
 LEVELS = ("province", "district", "commune", "village")

@@ -19,9 +19,11 @@ from netmgr.paths import devices_dir
 from netmgr.snmp import snmprec
 from netmgr.snmp.client import Target
 from netmgr.snmp.evaluate import PollResult, evaluate
-from netmgr.snmp.poller import ApRuntime, Reach, apply_result
+from netmgr.snmp.points import ap_points
+from netmgr.snmp.poller import apply_result
 from netmgr.snmp.profiles import Profile, load_profiles
-from netmgr.telemetry.points import Point, ap_points, broadcast_point, netmgr_point, speaker_point
+from netmgr.snmp.state import ApRuntime, Reach
+from netmgr.telemetry.points import Point, broadcast_point, netmgr_point, speaker_point
 
 DISTRICTS = 11
 COMMUNES = 111

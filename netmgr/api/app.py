@@ -20,20 +20,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import compile_path
 
 from netmgr import __version__
-from netmgr.api.deps import Unauthorized
-from netmgr.errors import Conflict, Forbidden, NetmgrError, NotFound, Retryable, UsageError
+from netmgr.errors import NetmgrError, Retryable, Unauthorized
 
 log = logging.getLogger("netmgr.api")
 MB = 1024 * 1024
-STATUS = {Unauthorized: 401, Forbidden: 403, NotFound: 404, Conflict: 409, UsageError: 422, Retryable: 503}
 RETRY_AFTER = "5"  # seconds: a store failover or a service restart takes about that long
-
-
-def _status_of(exc: NetmgrError) -> int:
-    for cls, code in STATUS.items():
-        if isinstance(exc, cls):
-            return code
-    return 400
 
 
 class BodyLimit:
@@ -150,7 +141,7 @@ def create_app(settings: Any, sessions: Any, health: Callable[[], dict[str, Any]
                    else {"Retry-After": RETRY_AFTER} if isinstance(exc, Retryable) else None)
         detail = getattr(exc, "problems", None)
         return JSONResponse({"error": str(exc).splitlines()[0] if detail else str(exc), "detail": detail},
-                            status_code=_status_of(exc), headers=headers)
+                            status_code=exc.http_status, headers=headers)  # netmgr.errors
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -13,14 +13,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from netmgr.auth import Principal, authenticate, principal_of
-from netmgr.errors import Conflict, Forbidden, NetmgrError
+from netmgr.errors import Conflict, Forbidden, NetmgrError, Unauthorized
 from netmgr.store.models import AuditEntry
 
 log = logging.getLogger("netmgr.api")
-
-
-class Unauthorized(NetmgrError):
-    """No token, or a token that is unknown or disabled (HTTP 401)."""
 
 
 def sessions_of(request: Request) -> async_sessionmaker[AsyncSession]:

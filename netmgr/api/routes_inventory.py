@@ -12,9 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from netmgr.api.deps import audited_write, page, principal, readable, session, zone_filter
 from netmgr.api.routes_zones import ImportIn
 from netmgr.auth import Principal
-from netmgr.errors import Conflict, MissingReference, NotFound
+from netmgr.errors import Conflict, ImportRefused, MissingReference, NotFound
 from netmgr.inventory import ApIn, SpeakerIn, validate_records
-from netmgr.records import ImportRefused, parse_records
+from netmgr.records import parse_records
 from netmgr.refs import ZonePath
 from netmgr.store.models import AccessPoint, ApEvent, ApState, Speaker, Zone
 

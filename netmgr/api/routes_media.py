@@ -28,9 +28,9 @@ from starlette.requests import ClientDisconnect
 from netmgr.api import schemas
 from netmgr.api.deps import audited_write, page, principal, record_audit, session
 from netmgr.auth import Principal
-from netmgr.errors import Forbidden, NotFound, UsageError
+from netmgr.errors import Forbidden, NotFound, TooLarge, UsageError
 from netmgr.media.probe import FORMATS
-from netmgr.media.store import CHUNK, Media, MediaStore, TooLarge, store_of, valid_id
+from netmgr.media.store import CHUNK, Media, MediaStore, store_of, valid_id
 from netmgr.refs import Text, Title
 from netmgr.store.models import ProgramRow
 

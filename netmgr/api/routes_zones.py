@@ -13,8 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from netmgr import zones
 from netmgr.api.deps import audited_write, page, principal, session
 from netmgr.auth import Principal
-from netmgr.errors import Conflict, MissingReference, NotFound
-from netmgr.records import ImportRefused
+from netmgr.errors import Conflict, ImportRefused, MissingReference, NotFound
 from netmgr.refs import Name, ZonePath
 from netmgr.store.models import Zone
 

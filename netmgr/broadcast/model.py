@@ -53,12 +53,11 @@ from netmgr.broadcast.recurrence import (
     MAX_COUNT,
     WEEKDAYS_RULE,
     Recurrence,
-    RuleError,
     check_firing,
     parse_rrule,
     parse_rrule_until,
 )
-from netmgr.errors import UsageError
+from netmgr.errors import RuleError, UsageError
 from netmgr.refs import check_node_id, check_zone
 from netmgr.text import check_name, check_text
 

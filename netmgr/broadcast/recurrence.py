@@ -31,6 +31,7 @@ import dateutil.rrule as _rrmod
 from dateutil.rrule import DAILY, HOURLY, MINUTELY, SECONDLY, WEEKLY, rrule, rrulestr
 
 from netmgr.broadcast.timeparse import format_duration, get_tz, parse_until, wall_to_utc
+from netmgr.errors import RuleError
 
 MIN_GAP_S = 60
 """Occurrences closer than this are refused: nothing may fire more often than once a minute."""
@@ -47,10 +48,6 @@ WEEKDAYS_RULE = "FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR"
 DAILY_RULE = "FREQ=DAILY"
 _REBASE_PERIOD = {DAILY: timedelta(days=1), WEEKLY: timedelta(days=7),
                   HOURLY: timedelta(hours=1), MINUTELY: timedelta(minutes=1)}
-
-
-class RuleError(ValueError):
-    """An RRULE is malformed, never fires, or fires too often; the message says what to change."""
 
 
 @dataclass(frozen=True)

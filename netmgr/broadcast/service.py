@@ -30,8 +30,8 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from netmgr.daemon import DaemonContext, Service, every
 from netmgr.errors import NetmgrError
+from netmgr.runtime import DaemonContext, Service, every
 
 log = logging.getLogger("netmgr.scheduler")
 
@@ -428,7 +428,7 @@ class SchedulerService(Service):
     async def emit_outcomes(self) -> None:
         """A ``broadcast`` point per occurrence when its outcome changes, and once more when final
         (timestamped at the occurrence's start, so a later point replaces the earlier one)."""
-        hub = getattr(self.ctx, "telemetry", None)
+        hub = self.ctx.telemetry
         radio = self.radio()
         if hub is None or radio is None:
             return

@@ -25,6 +25,8 @@ import re
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from netmgr.errors import TimeParseError
+
 DEFAULT_TZ = "Asia/Ho_Chi_Minh"
 FORMS = "use HH:MM (next such time), YYYY-MM-DD HH:MM (local) or ISO 8601 with an offset"
 
@@ -32,10 +34,6 @@ _HHMM = re.compile(r"^(\d{1,2}):(\d{2})$")
 _LOCAL = re.compile(r"^(\d{4})-(\d{2})-(\d{2})[ T](\d{1,2}):(\d{2})(?::(\d{2}))?$")
 _DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
 _DURATION_PART = re.compile(r"(\d+)\s*(h|m|s)")
-
-
-class TimeParseError(ValueError):
-    """A time, day or duration the user typed could not be understood."""
 
 
 def get_tz(zone: str | tzinfo | None) -> ZoneInfo | tzinfo:

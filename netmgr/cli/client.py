@@ -6,16 +6,7 @@ from typing import Any
 
 import httpx
 
-from netmgr.errors import NetmgrError, UsageError
-
-
-class ApiError(NetmgrError):
-    """The API refused the request; the message is the API's own ``error`` text."""
-
-    def __init__(self, status: int, message: str) -> None:
-        self.status = status
-        self.exit_code = 2 if status == 422 else 1
-        super().__init__(message)
+from netmgr.errors import ApiError, NetmgrError, UsageError
 
 
 class ApiClient:

@@ -27,14 +27,12 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from netmgr.errors import QueryError
+
 TIME_FILTER = "$timeFilter"
 INTERVAL = "$__interval"
 FILLS = ("null", "none", "previous", "linear")
 ALL = "$__all"
-
-
-class QueryError(ValueError):
-    """A query that cannot be built as asked (the message names the measurement)."""
 
 
 def ident(name: str) -> str:

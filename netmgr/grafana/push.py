@@ -30,7 +30,7 @@ from typing import Any
 
 import httpx
 
-from netmgr.errors import NetmgrError
+from netmgr.errors import GrafanaError
 from netmgr.grafana import alerts
 from netmgr.grafana.common import FOLDER_TITLE, RULE_GROUP
 from netmgr.grafana.provisioning import DatasourceOptions, all_dashboards, datasource_model
@@ -38,10 +38,6 @@ from netmgr.grafana.provisioning import DatasourceOptions, all_dashboards, datas
 log = logging.getLogger(__name__)
 
 CREATED, UPDATED, UNCHANGED = "created", "updated", "unchanged"
-
-
-class GrafanaError(NetmgrError):
-    """Grafana refused or failed a request; the message names the URL and the object."""
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
-from netmgr.errors import Conflict, NotFound, UsageError
+from netmgr.errors import Conflict, NotFound, TooLarge, UsageError
 from netmgr.media.probe import ACCEPTED, FORMATS, probe
 
 log = logging.getLogger("netmgr.media")
@@ -88,10 +88,6 @@ class Media:
     def from_dict(cls, d: dict[str, Any]) -> Media:
         # Keys this version does not know (a newer daemon's sidecar) are ignored, not fatal.
         return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
-
-
-class TooLarge(UsageError):
-    """The audio is over the size limit ([media] max_mb); HTTP 413 from the API."""
 
 
 def valid_id(media_id: str) -> bool:

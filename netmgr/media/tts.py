@@ -19,7 +19,7 @@ import unicodedata
 from typing import Any
 
 from netmgr.config import VOICE_NAME
-from netmgr.errors import NetmgrError, UsageError
+from netmgr.errors import TtsError, UsageError
 from netmgr.media.store import TMP_PREFIX, Media, MediaStore
 
 log = logging.getLogger("netmgr.media")
@@ -27,10 +27,6 @@ log = logging.getLogger("netmgr.media")
 MAX_CHARS = 5000
 # Calls of espeak-ng by this process, and answers from the cache (health, tests).
 stats: dict[str, int] = {"runs": 0, "cached": 0}
-
-
-class TtsError(NetmgrError):
-    """espeak-ng is missing, failed or timed out; the message says what to do."""
 
 
 def normalize(text: str) -> str:

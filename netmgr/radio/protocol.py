@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from netmgr.errors import BadMessage
 from netmgr.refs import NODE_ID, check_node_id, check_zone
 
 ROOT = "netmgr/v1"
@@ -33,14 +34,6 @@ SCHEDULE_ACK_ID = "schedule"
 # QoS and retain per topic kind (docs/protocol.md, "Topics").
 QOS = {"status": 1, "telemetry": 0, "reply": 1, "cmd": 1, "schedule": 1}
 RETAIN = {"status": True, "telemetry": False, "reply": False, "cmd": False, "schedule": True}
-
-
-class BadMessage(ValueError):
-    """A payload that does not follow the protocol; the message names the field."""
-
-    def __init__(self, kind: str, message: str) -> None:
-        self.kind = kind
-        super().__init__(message)
 
 
 # ----------------------------------------------------------------------------- topics

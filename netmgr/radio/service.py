@@ -16,23 +16,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
 from collections import Counter
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from netmgr.daemon import Service, every
 from netmgr.errors import Conflict, NetmgrError, NotFound, UsageError
 from netmgr.radio import protocol as p
 from netmgr.radio.commands import RANK, Delivery, TrackedCommand, Tracker, new_command_id
 from netmgr.radio.mqtt import Broker, from_settings
 from netmgr.radio.registry import Registry, plausible_session
+from netmgr.runtime import Service, backoff, every
 from netmgr.text import safe_text
 from netmgr.zones import is_within
 
 if TYPE_CHECKING:
-    from netmgr.daemon import DaemonContext
+    from netmgr.runtime import DaemonContext
 
 log = logging.getLogger("netmgr.radio")
 
@@ -140,7 +139,7 @@ class RadioService(Service):
         self.schedules: dict[str, p.Schedule] = {}  # node -> last published schedule
         self._early: dict[str, dict[str, p.Reply]] = {}  # item id -> node -> latest reply
         # Where telemetry goes (netmgr.telemetry's hub): the daemon's, or one given (benchmarks).
-        self.hub = hub if hub is not None else getattr(ctx, "telemetry", None)
+        self.hub = hub if hub is not None else (ctx.telemetry if ctx is not None else None)
 
     # ------------------------------------------------------------------ supervision
 
@@ -215,8 +214,7 @@ class RadioService(Service):
                             tg.create_task(self._until_lost(c))
             except* aiomqtt.MqttError as eg:
                 failures += 1
-                delay = min(BACKOFF_MAX, BACKOFF_BASE * 2 ** min(failures - 1, 10))
-                delay = delay / 2 + random.random() * delay / 2
+                delay = backoff(failures, BACKOFF_BASE, BACKOFF_MAX)
                 log.warning("mqtt broker=%s unreachable or lost: %s; reconnecting in %.1fs",
                             self.broker.describe(), eg.exceptions[0], delay)
             finally:

@@ -20,12 +20,10 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from netmgr.errors import MqttLinkError
+
 CONNECT, CONNACK, PUBLISH, PUBACK = 1, 2, 3, 4
 SUBSCRIBE, SUBACK, PINGREQ, PINGRESP, DISCONNECT = 8, 9, 12, 13, 14
-
-
-class MqttLiteError(Exception):
-    """The connection failed or was refused; the message names the broker."""
 
 
 def _varint(n: int) -> bytes:
@@ -79,7 +77,7 @@ class LiteClient(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if self._ping:
             self._ping.cancel()
-        err = MqttLiteError(f"connection lost: {exc}" if exc else "connection closed")
+        err = MqttLinkError(f"connection lost: {exc}" if exc else "connection closed")
         for (ptype, _), fut in self._waiters.items():
             if fut.done():
                 continue
@@ -189,7 +187,7 @@ class LiteClient(asyncio.Protocol):
     async def handshake(self, client_id: str, *, username: str | None, password: str | None,
                         will: Will | None, clean: bool, keepalive: int, session_expiry: int = 0,
                         timeout: float = 10.0) -> bool:
-        """Send CONNECT and wait for CONNACK; returns session-present. MqttLiteError if refused."""
+        """Send CONNECT and wait for CONNACK; returns session-present. MqttLinkError if refused."""
         flags = 0 if not clean else 0x02
         payload = _str(client_id)
         if will is not None:
@@ -214,7 +212,7 @@ class LiteClient(asyncio.Protocol):
             body = await fut
         if body[1] != 0:
             why = ": bad user name or password" if body[1] in (4, 5, 0x86, 0x87) else ""
-            raise MqttLiteError(f"CONNACK refused the connection (code 0x{body[1]:02x}{why})")
+            raise MqttLinkError(f"CONNACK refused the connection (code 0x{body[1]:02x}{why})")
         self._keepalive = keepalive
         self._schedule_ping()
         return bool(body[0] & 1)
@@ -235,14 +233,14 @@ class LiteClient(asyncio.Protocol):
         codes = list(resp[pos:])
         bad = [t for (t, _), c in zip(topics, codes, strict=False) if c >= 0x80]
         if bad:
-            raise MqttLiteError(f"SUBSCRIBE refused for {bad[0]} (not authorized by the broker's ACL?)")
+            raise MqttLinkError(f"SUBSCRIBE refused for {bad[0]} (not authorized by the broker's ACL?)")
         return codes
 
     def publish(self, topic: str, payload: bytes, qos: int = 0,
                 retain: bool = False) -> asyncio.Future[bytes] | None:
         """Write a PUBLISH; for QoS 1 returns a future of the PUBACK (awaiting it is optional)."""
         if self.transport is None or self.transport.is_closing():
-            raise MqttLiteError("not connected")
+            raise MqttLinkError("not connected")
         flags = (qos << 1) | (1 if retain else 0)
         body = _str(topic)
         fut = None
@@ -278,13 +276,13 @@ async def connect(host: str, port: int, client_id: str, on_message: Callable[[st
             _, proto = await loop.create_connection(lambda: LiteClient(on_message, v5=v5), host, port,
                                                     ssl=ssl_context)
     except (OSError, TimeoutError) as e:
-        raise MqttLiteError(f"cannot connect to {host}:{port}: {e}") from None
+        raise MqttLinkError(f"cannot connect to {host}:{port}: {e}") from None
     try:
         await proto.handshake(client_id, username=username, password=password, will=will, clean=clean,
                               keepalive=keepalive, session_expiry=session_expiry, timeout=timeout)
     except TimeoutError:
         proto.abort()
-        raise MqttLiteError(f"{host}:{port}: no CONNACK within {timeout:g}s") from None
+        raise MqttLinkError(f"{host}:{port}: no CONNACK within {timeout:g}s") from None
     except BaseException:
         proto.abort()
         raise

@@ -28,6 +28,7 @@ from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
+from netmgr.errors import MqttLinkError
 from netmgr.radio import protocol as p
 from netmgr.radio.mqtt import Broker
 
@@ -197,7 +198,7 @@ class SpeakerSim:
                     tel.cancel()
                     await asyncio.gather(tel, return_exceptions=True)
                 self.stats["disconnects"] += 1
-            except (mqttlite.MqttLiteError, OSError) as e:
+            except (MqttLinkError, OSError) as e:
                 failures += 1
                 self.stats["connect_failures"] += 1
                 self.last_error = str(e)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from netmgr.errors import DecodeError
 from netmgr.snmp.types import OID, Tag, VarBind
 
 SEQUENCE = 0x30
@@ -22,10 +23,6 @@ V1, V2C = 0, 1
 MAX_OID_ARCS = 128
 _UNSIGNED32 = (Tag.COUNTER32, Tag.GAUGE32, Tag.TIMETICKS)
 _NULL_VB = b"\x05\x00"
-
-
-class DecodeError(ValueError):
-    """The bytes are not a well-formed SNMP message of the kind expected."""
 
 
 # ------------------------------------------------------------------ encoding

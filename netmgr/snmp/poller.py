@@ -20,17 +20,18 @@ import time
 import zlib
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from netmgr.daemon import DaemonContext, Service, every
 from netmgr.errors import SnmpError
+from netmgr.runtime import DaemonContext, Service, every
 from netmgr.snmp.client import SnmpClient, Target
 from netmgr.snmp.counters import Sample, rate, restarted
 from netmgr.snmp.discover import identify
 from netmgr.snmp.evaluate import PollResult, evaluate
 from netmgr.snmp.profiles import Profile, Profiles, load_profiles
+from netmgr.snmp.state import ApRuntime, Reach
 from netmgr.snmp.types import OID, VarBind
 
 log = logging.getLogger("netmgr.poller")
@@ -68,62 +69,6 @@ async def poll_agent(client: SnmpClient, target: Target, profiles: Profiles,
         profile, _, _ = await identify(lambda oids: client.get(target, oids), profiles)
     result = await fetch(client, target, profile)
     return result, (time.monotonic() - t0) * 1000
-
-
-@dataclass
-class Reach:
-    """Reachability with hysteresis: down after ``down_after`` misses, up after ``up_after`` successes."""
-
-    status: str = "unknown"
-    fails: int = 0
-    oks: int = 0
-    flaps: int = 0
-    since: datetime | None = None
-
-    def update(self, ok: bool, down_after: int, up_after: int, now: datetime) -> str | None:
-        """Record one poll; return the new status if it changed."""
-        if ok:
-            self.fails, self.oks = 0, self.oks + 1
-            if self.status != "up" and self.oks >= up_after:
-                return self._set("up", now)
-        else:
-            self.oks, self.fails = 0, self.fails + 1
-            if self.status != "down" and self.fails >= down_after:
-                return self._set("down", now)
-        return None
-
-    def _set(self, status: str, now: datetime) -> str:
-        if self.status in ("up", "down"):
-            self.flaps += 1
-        self.status, self.since = status, now
-        return status
-
-
-@dataclass
-class ApRuntime:
-    """An AP as the poller holds it between polls."""
-
-    id: int
-    name: str
-    zone: str
-    target: Target
-    forced_profile: str | None = None
-    profile: Profile | None = None
-    reach: Reach = field(default_factory=Reach)
-    samples: dict[tuple[int, str], Sample] = field(default_factory=dict)
-    restarts_seen: dict[tuple[int, str], float] = field(default_factory=dict)
-    result: PollResult | None = None
-    rates: dict[int, dict[str, float | None]] = field(default_factory=dict)
-    response_ms: float | None = None
-    last_poll: datetime | None = None
-    last_ok: datetime | None = None
-    last_error: str | None = None
-    events: list[tuple[datetime, str, str]] = field(default_factory=list)
-    dirty: bool = False
-    due: float = 0.0
-    generation: int = 0
-    lat: float | None = None
-    lon: float | None = None
 
 
 def phase(name: str, interval: float) -> float:
@@ -337,9 +282,9 @@ class PollerService(Service):
 
     def _telemetry_listener(self) -> Listener:
         """Each poll's points to the telemetry hub (a few µs per poll: see docs/telemetry.md)."""
-        from netmgr.telemetry.points import ap_points
+        from netmgr.snmp.points import ap_points
 
-        hub = getattr(self.ctx, "telemetry", None)
+        hub = self.ctx.telemetry
         record = self.poll_ms.append
         now_ns = time.time_ns
 

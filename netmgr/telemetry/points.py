@@ -1,4 +1,5 @@
-"""Telemetry points and the builders that turn netmgr's state into them.
+"""Telemetry points and the builders that turn netmgr's state into them (an AP poll's points
+are built by netmgr.snmp.points, next to the poller's state).
 
 The schema is docs/telemetry.md (measurements ``ap``, ``ap_if``, ``ap_radio``,
 ``speaker``, ``broadcast``, ``netmgr``). Builders give every field the schema's
@@ -12,10 +13,7 @@ from __future__ import annotations
 
 import socket
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from netmgr.snmp.poller import ApRuntime
+from typing import Any
 
 # measurement -> field -> kind ("i" integer, "f" float, "s" string): the encoder starts
 # from these, so a value of the wrong type is dropped even in a fresh process.
@@ -39,7 +37,6 @@ PRIORITY_CODE = {"normal": 1, "priority": 2, "emergency": 3}
 NETS = frozenset({"4g", "wifi", "eth", "other"})
 COMPONENTS = frozenset({"poller", "radio", "telemetry", "scheduler", "api"})
 TITLE_MAX = 200
-IF_SOFTWARE_LOOPBACK = 24  # IANAifType softwareLoopback: no traffic worth a series
 
 
 class Point:
@@ -109,90 +106,6 @@ def channel_band(value: int | None) -> tuple[int | None, str]:
 def band_of(channel: int | None) -> str:
     """The band of a channel number or frequency (see :func:`channel_band`)."""
     return channel_band(channel)[1]
-
-
-def ap_up(ap: ApRuntime) -> int:
-    """1 when the AP is up, as ``netmgr ap list`` says (the poller's hysteresis), else 0.
-
-    Before the hysteresis has decided (status "unknown"), the poll's own outcome.
-    """
-    status = ap.reach.status
-    if status == "up":
-        return 1
-    if status == "down":
-        return 0
-    return 1 if ap.last_error is None and ap.last_ok is not None else 0
-
-
-def ap_points(ap: ApRuntime, now_ns: int) -> list[Point]:
-    """The points of one poll of ``ap``: one ``ap``, and when the poll succeeded one ``ap_if``
-    per interface (software loopbacks left out) and one ``ap_radio`` per radio."""
-    zone = ap.zone
-    prof = ap.profile
-    res = ap.result
-    ok = ap.last_error is None and res is not None
-    tags = {"ap": ap.name, "zone": zone, "district": district_of(zone),
-            "vendor": prof.vendor if prof is not None else (res.vendor if res is not None else ""),
-            "profile": prof.name if prof is not None else (res.profile if res is not None else "")}
-    fields: dict[str, Any] = {"up": ap_up(ap)}
-    lat, lon = getattr(ap, "lat", None), getattr(ap, "lon", None)
-    if lat is not None and lon is not None:
-        fields["lat"], fields["lon"] = float(lat), float(lon)
-    out = [Point("ap", tags, fields, now_ns)]
-    if not ok:
-        return out  # a failed poll measured nothing: no stale values from the last good one
-    assert res is not None
-    if ap.response_ms is not None:
-        fields["response_ms"] = float(ap.response_ms)
-    if res.uptime_ticks is not None:
-        fields["uptime_s"] = res.uptime_ticks / 100
-    if res.clients_total is not None:
-        fields["clients"] = int(res.clients_total)
-    if res.cpu_pct is not None:
-        fields["cpu_pct"] = float(res.cpu_pct)
-    if res.mem_used_bytes is not None and res.mem_total_bytes:
-        fields["mem_used_pct"] = 100.0 * res.mem_used_bytes / res.mem_total_bytes
-    name = ap.name
-    rates = ap.rates
-    seen: set[str] = set()
-    for itf in res.interfaces:
-        if itf.type == IF_SOFTWARE_LOOPBACK:
-            continue
-        ifname = itf.name
-        if ifname in seen:  # two rows with one name would overwrite each other in one series
-            ifname = f"{ifname}#{itf.index}"
-        seen.add(ifname)
-        f: dict[str, Any] = {}
-        r = rates.get(itf.index)
-        if r is not None:
-            rx, tx = r.get("in_bps"), r.get("out_bps")
-            if rx is not None:
-                f["rx_bps"] = float(rx)
-            if tx is not None:
-                f["tx_bps"] = float(tx)
-        if itf.in_errors is not None:
-            f["in_errors"] = int(itf.in_errors)
-        if itf.out_errors is not None:
-            f["out_errors"] = int(itf.out_errors)
-        if itf.oper_status is not None:
-            f["oper_up"] = 1 if itf.oper_status == 1 else 0
-        if f:
-            out.append(Point("ap_if", {"ap": name, "zone": zone, "ifname": ifname}, f, now_ns))
-    for radio in res.radios:
-        f = {}
-        channel, band = channel_band(radio.channel)
-        if radio.clients is not None:
-            f["clients"] = int(radio.clients)
-        if channel is not None:
-            f["channel"] = int(channel)
-        if radio.noise_dbm is not None:
-            f["noise_dbm"] = float(radio.noise_dbm)
-        if radio.tx_power is not None:
-            f["tx_power_dbm"] = float(radio.tx_power)
-        if f:
-            out.append(Point("ap_radio", {"ap": name, "zone": zone, "radio": radio.name, "band": band},
-                             f, now_ns))
-    return out
 
 
 # The last network each node reported: a status-change point (no telemetry) keeps the

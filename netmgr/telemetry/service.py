@@ -33,15 +33,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import sqlite3
 import time
 from collections import deque
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from netmgr.daemon import DaemonContext, Service
-from netmgr.errors import TelemetryError
+from netmgr.errors import SinkRetryable, TelemetryError
+from netmgr.runtime import DaemonContext, Service, backoff
+from netmgr.telemetry.hub import TelemetryHub
 from netmgr.telemetry.lineproto import Encoder
 from netmgr.telemetry.points import COMPONENTS, Point, netmgr_point
 from netmgr.telemetry.ring import Ring
@@ -63,55 +62,6 @@ ERROR_LOG_EVERY = 60.0
 SINK_CLOSE_TIMEOUT = 10.0
 
 
-class TelemetryHub:
-    """Where points enter the pipeline. ``submit`` is O(points), never blocks, never raises.
-
-    Call it from the daemon's event loop (the poller's and radio's callbacks run there).
-    """
-
-    def __init__(self, batch_size: int = 5000, queue_max: int | None = None,
-                 overflow_max: int | None = None) -> None:
-        self.batch_size = batch_size
-        self.queue_max = queue_max or max(50_000, 4 * batch_size)
-        self.overflow_max = overflow_max or self.queue_max
-        self.queue: deque[Point] = deque()
-        self.overflow: deque[Point] = deque()
-        self.wake = asyncio.Event()
-        self.overflow_wake = asyncio.Event()
-        self.submitted = 0
-        self.overflowed = 0
-        self.dropped = 0
-
-    def submit(self, points: Sequence[Point]) -> None:
-        """Queue ``points``; past the queue's bound they overflow (then are dropped, counted)."""
-        n = len(points)
-        if not n:
-            return
-        self.submitted += n
-        q = self.queue
-        room = self.queue_max - len(q)
-        if n <= room:
-            q.extend(points)
-            if len(q) >= self.batch_size:
-                self.wake.set()
-            return
-        if room > 0:
-            q.extend(points[:room])
-            points = points[room:]
-        self.wake.set()
-        o = self.overflow
-        oroom = self.overflow_max - len(o)
-        take = points[:oroom] if oroom > 0 else ()
-        o.extend(take)
-        self.overflowed += len(take)
-        self.dropped += len(points) - len(take)
-        self.overflow_wake.set()
-
-    @property
-    def depth(self) -> int:
-        return len(self.queue) + len(self.overflow)
-
-
 class TelemetryService(Service):
     """The daemon's ``telemetry``: ring always, InfluxDB when ``[influxdb] url`` is set, spool between."""
 
@@ -119,10 +69,12 @@ class TelemetryService(Service):
 
     def __init__(self, ctx: DaemonContext) -> None:
         super().__init__(ctx)
-        hub = getattr(ctx, "telemetry", None)
+        hub = ctx.telemetry
         if hub is None:
             hub = TelemetryHub(ctx.settings.influxdb.batch_size)
             ctx.telemetry = hub
+        if not isinstance(hub, TelemetryHub):
+            raise TypeError(f"the telemetry service drains a TelemetryHub, not {type(hub).__name__}")
         self.hub: TelemetryHub = hub
         self.settings: InfluxSettings = ctx.settings.influxdb
         self.encoder = Encoder()
@@ -371,13 +323,10 @@ class TelemetryService(Service):
         return k, (parts[0] if k == 1 else b"\n".join(parts)), n
 
     def _backoff(self) -> float:
-        d = min(BACKOFF_MAX, BACKOFF_BASE * 2 ** max(0, self._failures - 1))
-        return d / 2 + random.random() * d / 2
+        return backoff(self._failures, BACKOFF_BASE, BACKOFF_MAX)
 
     async def _write(self, payload: bytes, n: int) -> bool:
         """One batch to InfluxDB; False (and backoff started) if it has to wait."""
-        from netmgr.telemetry.sink import SinkRetryable
-
         async with self._write_lock:
             sink = self.sink
             if sink is None:

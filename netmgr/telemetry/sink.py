@@ -42,7 +42,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from netmgr.errors import TelemetryError
+from netmgr.errors import SinkRefused, SinkRetryable
 from netmgr.telemetry.lineproto import drop_field
 
 log = logging.getLogger("netmgr.telemetry")
@@ -64,22 +64,6 @@ _CONFLICT = re.compile(r'input field \\?"(?P<field>.+?)\\?" on measurement \\?"(
                        r"is type (?P<new>\w+), already exists as type (?P<old>\w+)")
 _KINDS = {"integer": "i", "float": "f", "string": "s", "boolean": "b", "unsigned": "u"}
 _V1_HEADERS = {"Content-Encoding": "gzip", "Content-Type": "text/plain; charset=utf-8"}
-
-
-class SinkRetryable(TelemetryError):
-    """The write did not happen; keep the batch and try again later."""
-
-    def __init__(self, message: str, kind: str = "unavailable", retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.kind = kind  # unavailable | timeout | server | config
-        self.retry_after = retry_after
-
-
-class _BadData(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 def _retry_after(headers: Any) -> float | None:
@@ -138,7 +122,7 @@ class InfluxSink:
         self._client: Any = None
         self._api: Any = None
         self._session: Any = None
-        self._refused: list[tuple[_BadData, str]] = []
+        self._refused: list[tuple[SinkRefused, str]] = []
 
     @property
     def where(self) -> str:
@@ -193,7 +177,7 @@ class InfluxSink:
     # ------------------------------------------------------------------ one request
 
     async def _post(self, payload: bytes) -> None:
-        """One write request; raises SinkRetryable or _BadData."""
+        """One write request; raises SinkRetryable or SinkRefused."""
         if self.api == "v1":
             await self._post_v1(payload)
             return
@@ -212,7 +196,7 @@ class InfluxSink:
             text = _body_text(e)
             lowered = text.lower()
             if status == 413 or (status in BAD_DATA_STATUS and any(h in lowered for h in DATA_ERROR_HINTS)):
-                raise _BadData(status, text) from None
+                raise SinkRefused(status, text) from None
             if status in BAD_DATA_STATUS:
                 raise SinkRetryable(f"{self.where} refused the request itself (HTTP {status}: {text}), not "
                                     "lines of it: check [influxdb] url and any proxy in between; points are "
@@ -257,7 +241,7 @@ class InfluxSink:
         text = _v1_error(raw, headers)
         lowered = text.lower()
         if status == 413 or (status in BAD_DATA_STATUS and any(h in lowered for h in DATA_ERROR_HINTS)):
-            raise _BadData(status, text)
+            raise SinkRefused(status, text)
         if status in BAD_DATA_STATUS:
             raise SinkRetryable(f"{self.where} refused the request itself (HTTP {status}: {text}), not "
                                 "lines of it: check [influxdb] url and any proxy in between; points are "
@@ -293,7 +277,7 @@ class InfluxSink:
         try:
             await self._post(payload)
             return 0
-        except _BadData as e:
+        except SinkRefused as e:
             lines = payload.decode("utf-8", "replace").split("\n")
             self._refused = []
             dropped = await self._repair(lines, e)
@@ -313,7 +297,7 @@ class InfluxSink:
             self.learn(m.group("m"), m.group("field"), m.group("old"))
         return m.group("m"), m.group("field"), _KINDS.get(m.group("old"), m.group("old"))
 
-    async def _repair(self, lines: list[str], err: _BadData) -> int:
+    async def _repair(self, lines: list[str], err: SinkRefused) -> int:
         """Type conflicts the server names: drop the field, learn its type, retry the batch."""
         for _ in range(REPAIR_ROUNDS):
             conflict = self._learn_conflict(err.message)
@@ -331,11 +315,11 @@ class InfluxSink:
             try:
                 await self._post("\n".join(lines).encode())
                 return 0
-            except _BadData as again:
+            except SinkRefused as again:
                 err = again
         return await self._bisect(lines, err)
 
-    async def _bisect(self, lines: list[str], err: _BadData) -> int:
+    async def _bisect(self, lines: list[str], err: SinkRefused) -> int:
         """Find the refused lines by halving; write the rest. Returns the number dropped."""
         if len(lines) == 1:
             return await self._single(lines[0], err)
@@ -344,11 +328,11 @@ class InfluxSink:
         for half in (lines[:mid], lines[mid:]):
             try:
                 await self._post("\n".join(half).encode())
-            except _BadData as e:
+            except SinkRefused as e:
                 dropped += await self._bisect(half, e)
         return dropped
 
-    async def _single(self, line: str, err: _BadData) -> int:
+    async def _single(self, line: str, err: SinkRefused) -> int:
         """One refused line: without the conflicting field if the server named one, else dropped."""
         conflict = self._learn_conflict(err.message)
         if conflict is not None:
@@ -358,7 +342,7 @@ class InfluxSink:
                     await self._post(fixed[0].encode())
                     self.fields_dropped += removed
                     return 0
-                except _BadData as e:
+                except SinkRefused as e:
                     err = e
         self.lines_dropped += 1
         self._refused.append((err, line))

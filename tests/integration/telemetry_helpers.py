@@ -14,11 +14,12 @@ from typing import Any
 import waiting
 
 from netmgr.config import Settings
-from netmgr.daemon import DaemonContext
+from netmgr.runtime import DaemonContext
 from netmgr.sdnotify import Notifier
+from netmgr.telemetry.hub import TelemetryHub
 from netmgr.telemetry.lineproto import MAX_TAG
 from netmgr.telemetry.points import Point
-from netmgr.telemetry.service import TelemetryHub, TelemetryService
+from netmgr.telemetry.service import TelemetryService
 
 
 def settings_for(state_dir: Path, url: str = "", **influx: Any) -> Settings:

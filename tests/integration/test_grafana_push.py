@@ -15,9 +15,10 @@ import sys
 import pytest
 from grafana_standin import GrafanaStandin
 
+from netmgr.errors import GrafanaError
 from netmgr.grafana import alerts
 from netmgr.grafana.provisioning import all_dashboards
-from netmgr.grafana.push import Grafana, GrafanaError, _push_rule
+from netmgr.grafana.push import Grafana, _push_rule
 
 INFLUX_URL = "http://influxdb.noc.internal:8086"
 INFLUX_TOKEN = "influx-token-that-must-stay-secret"

@@ -185,7 +185,7 @@ def test_uploads_over_the_limit_are_refused_while_reading(stack):
 
     f = stack["tmp"] / "long.wav"
     f.write_bytes(big)
-    out = cli(stack, "media", "add", str(f), who="an", code=1)
+    out = cli(stack, "media", "add", str(f), who="an", code=2)  # TooLarge: exit 2, as locally
     assert "over the 1 MB limit ([media] max_mb)" in out.stderr and "(HTTP 413)" in out.stderr
     assert stored(stack) == before
     targets = {e["target"] for e in audit(stack, outcome="error", actor="an")}

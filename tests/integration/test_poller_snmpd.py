@@ -9,8 +9,9 @@ import pytest
 from services import SERVERS, chown
 
 from netmgr.snmp.client import SnmpClient, Target
-from netmgr.snmp.poller import ApRuntime, Poller
+from netmgr.snmp.poller import Poller
 from netmgr.snmp.profiles import load_profiles
+from netmgr.snmp.state import ApRuntime
 
 WRAP = 2**32
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import waiting
 
+from netmgr.errors import MqttLinkError
 from netmgr.radio import protocol as p
 from netmgr.radio.acl import mosquitto_hash, new_password, render_acl, render_passwd
 from netmgr.radio.mqtt import Broker
@@ -142,7 +143,7 @@ async def test_a_node_cannot_publish_or_subscribe_as_another(fleet200: Fleet) ->
         finally:
             c.abort()
         # A wrong password is refused at CONNECT.
-        with pytest.raises(mqttlite.MqttLiteError, match="bad user name or password"):
+        with pytest.raises(MqttLinkError, match="bad user name or password"):
             await mqttlite.connect(b.host, b.port, victim, lambda t, pl: None, v5=True,
                                    ssl_context=b.ssl_context(), username=victim, password="guess")
 

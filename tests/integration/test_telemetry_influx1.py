@@ -24,10 +24,11 @@ from telemetry_helpers import idle, running_service, settings_for, wait_until
 from test_telemetry_sink import rows
 from test_telemetry_vm import province_points, run_id
 
+from netmgr.errors import SinkRetryable
 from netmgr.telemetry import points as points_mod
 from netmgr.telemetry.lineproto import MAX_TAG, Encoder
 from netmgr.telemetry.points import Point, netmgr_point, speaker_point
-from netmgr.telemetry.sink import InfluxSink, SinkRetryable
+from netmgr.telemetry.sink import InfluxSink
 
 
 def stored(influxdb1, db: str, measurement: str, where: str) -> dict[tuple[frozenset, int], dict]:

@@ -8,9 +8,9 @@ import time
 from services import free_port
 from telemetry_helpers import idle, running_service, settings_for, wait_until
 
-from netmgr.daemon import Service
+from netmgr.runtime import Service
+from netmgr.telemetry.hub import TelemetryHub
 from netmgr.telemetry.points import Point, netmgr_point
-from netmgr.telemetry.service import TelemetryHub
 
 
 def test_submit_never_blocks_and_counts_what_it_cannot_hold():

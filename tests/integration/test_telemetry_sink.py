@@ -22,9 +22,10 @@ from hypothesis import strategies as st
 from lineproto_reader import parse
 from services import free_port
 
+from netmgr.errors import SinkRetryable
 from netmgr.telemetry.lineproto import Encoder
 from netmgr.telemetry.points import Point, speaker_point
-from netmgr.telemetry.sink import InfluxSink, SinkRetryable
+from netmgr.telemetry.sink import InfluxSink
 
 _n = itertools.count()
 

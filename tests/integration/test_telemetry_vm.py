@@ -33,9 +33,10 @@ from telemetry_helpers import (
     wait_until,
 )
 
+from netmgr.snmp.points import ap_points
 from netmgr.telemetry import points as points_mod
 from netmgr.telemetry.lineproto import Encoder
-from netmgr.telemetry.points import Point, ap_points, broadcast_point, netmgr_point, speaker_point
+from netmgr.telemetry.points import Point, broadcast_point, netmgr_point, speaker_point
 
 STRING_FIELDS = {"speaker_firmware", "broadcast_occurrence", "broadcast_title"}
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from netmgr.errors import QueryError
 from netmgr.grafana.influxql import (
     ALL,
-    QueryError,
     Select,
     Variable,
     col,

@@ -15,9 +15,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from netmgr.errors import Conflict, NotFound, UsageError
+from netmgr.errors import Conflict, NotFound, TooLarge, UsageError
 from netmgr.media.probe import ACCEPTED
-from netmgr.media.store import MB, MediaStore, TooLarge, store_of
+from netmgr.media.store import MB, MediaStore, store_of
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "media"
 FIXTURES = {  # file: (format, content type, seconds; the encoders pad a little)

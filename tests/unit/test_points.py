@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 import fleet
 import pytest
 
+from netmgr.snmp.points import ap_points
 from netmgr.telemetry import points
 from netmgr.telemetry.points import (
     SCHEMA,
-    ap_points,
     band_of,
     broadcast_point,
     channel_band,

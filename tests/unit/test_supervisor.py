@@ -7,7 +7,7 @@ import logging
 import os
 import socket
 
-from netmgr.daemon import Service, Supervisor
+from netmgr.runtime import Service, Supervisor
 from netmgr.sdnotify import Notifier
 
 
@@ -48,7 +48,7 @@ class Steady(Service):
 
 
 async def test_failing_service_restarts_others_unaffected(caplog):
-    caplog.set_level(logging.ERROR, logger="netmgr.daemon")
+    caplog.set_level(logging.ERROR, logger="netmgr.runtime")
     flaky, steady = Flaky(fail_times=3), Steady()
     sup = Supervisor([flaky, steady], backoff_max=0.05)
     async with asyncio.TaskGroup() as tg:

@@ -7,7 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from netmgr import zones
-from netmgr.records import ImportRefused, parse_records
+from netmgr.errors import ImportRefused
+from netmgr.records import parse_records
 
 
 @pytest.mark.parametrize("name,slug", [("Tân Phú", "tan-phu"), ("Đồng Xoài", "dong-xoai"),
