@@ -40,6 +40,8 @@ Secret = SecretStr
 PositiveFloat = Annotated[float, Field(gt=0)]
 # espeak-ng voice names (vi, vi-vn-x-south, vi+f3): never an option, never a path.
 VOICE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_+-]{0,39}$")
+# The Vietnamese voices of espeak-ng: what the API offers people (the config may name any voice).
+VOICES = ("vi", "vi-vn-x-central", "vi-vn-x-south")
 
 
 class Section(BaseModel):

@@ -93,6 +93,12 @@ class Service:
         """SIGTERM: finish what is in flight (flush, acks); bounded by the supervisor."""
 
     def health(self) -> dict[str, Any]:
+        """What ``/healthz`` shows of this service (its state and restarts are the supervisor's)."""
+        return {}
+
+    def stats_fields(self) -> dict[str, int | float | None]:
+        """This service's figures for the ``netmgr`` measurement, every 10 s: the fields that
+        netmgr.telemetry.points.INTERNAL_METRICS declares for its component (None: not known)."""
         return {}
 
 

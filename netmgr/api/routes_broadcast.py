@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from netmgr.api import schemas
 from netmgr.api.deps import audited_write, page, principal, session
+from netmgr.api.services import Svc, services
 from netmgr.auth import Principal
 from netmgr.broadcast.model import MAX_TEXT
 from netmgr.errors import Conflict, Forbidden, MissingReference, NotFound, UsageError
@@ -50,10 +51,6 @@ class ProgramIn(BaseModel):
 
 def tz_of(request: Request) -> str:
     return request.app.state.settings.daemon.timezone
-
-
-def scheduler_of(request: Request) -> Any:
-    return (getattr(request.app.state, "services", None) or {}).get("scheduler")
 
 
 async def load_programs(s: AsyncSession, *, include_cancelled: bool = False) -> list[Any]:
@@ -188,9 +185,7 @@ async def schedule(body: ProgramIn, request: Request, who: Principal, *,
         await s.flush()
         out = program_out(row, prog, tz)
         out["conflicts_forced"] = [c.to_dict(tz) for c in conflicts]
-    sched = scheduler_of(request)
-    if sched is not None:
-        sched.changed()
+    services(request).programs_changed()
     return out
 
 
@@ -277,7 +272,8 @@ def occurrence_out(o: OccurrenceRow, summary: dict[str, int], tz: str) -> dict[s
 
 
 @router.delete("/programs/{program_id}", tags=["broadcasts"])
-async def cancel_program(program_id: ProgramId, request: Request, who: Caller, s: Session) -> dict[str, Any]:
+async def cancel_program(program_id: ProgramId, request: Request, who: Caller, s: Session,
+                         svc: Svc) -> dict[str, Any]:
     """Cancel a program: no further occurrences; nodes get schedules without it."""
     from netmgr.broadcast.model import Program
 
@@ -294,9 +290,7 @@ async def cancel_program(program_id: ProgramId, request: Request, who: Caller, s
         r = await w.get(ProgramRow, program_id)
         assert r is not None
         r.cancelled_at, r.cancelled_by = datetime.now(UTC), who.name
-    sched = scheduler_of(request)
-    if sched is not None:
-        sched.changed()
+    svc.programs_changed()
     return {"cancelled": program_id}
 
 

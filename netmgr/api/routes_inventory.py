@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from netmgr.api.deps import audited_write, page, principal, readable, session, zone_filter
 from netmgr.api.routes_zones import ImportIn
+from netmgr.api.services import Svc
 from netmgr.auth import Principal
 from netmgr.errors import Conflict, ImportRefused, MissingReference, NotFound
 from netmgr.inventory import ApIn, SpeakerIn, validate_records
@@ -90,13 +91,6 @@ async def require_zone(s: AsyncSession, zone: str, field: str = "body.zone") -> 
         raise MissingReference(f"{field}: unknown zone {zone}; create it first (netmgr zone add)")
 
 
-def _inventory_changed(request: Request, service: str = "radio") -> None:
-    """Tell this daemon's radio (speakers) or poller (APs) service, if any, to re-read its list now."""
-    svc = (getattr(request.app.state, "services", None) or {}).get(service)
-    if svc is not None:
-        svc.inventory_changed()
-
-
 def tag_filter(items: list[Any], tag: str | None) -> list[Any]:
     if not tag:
         return items
@@ -138,7 +132,7 @@ async def get_ap(name: str, who: Caller, s: Session) -> dict[str, Any]:
 
 
 @router.post("/aps", tags=["aps"], status_code=201)
-async def add_ap(body: ApIn, request: Request, who: Caller) -> dict[str, Any]:
+async def add_ap(body: ApIn, request: Request, who: Caller, svc: Svc) -> dict[str, Any]:
     async with audited_write(request, who, "ap.add", body.name, body.zone,
                              detail=f"host={body.host}:{body.port}") as s:
         await require_zone(s, body.zone)
@@ -148,16 +142,16 @@ async def add_ap(body: ApIn, request: Request, who: Caller) -> dict[str, Any]:
         s.add(ap)
         await s.flush()
         out = ap_out(ap)
-    _inventory_changed(request, "poller")
+    svc.inventory_changed("aps")
     return out
 
 
 @router.delete("/aps/{name}", tags=["aps"])
-async def remove_ap(name: str, request: Request, who: Caller, s: Session) -> dict[str, Any]:
+async def remove_ap(name: str, request: Request, who: Caller, svc: Svc, s: Session) -> dict[str, Any]:
     ap = await find_ap(s, name)
     async with audited_write(request, who, "ap.remove", name, ap.zone) as w:
         await w.delete(await w.merge(ap))
-    _inventory_changed(request, "poller")
+    svc.inventory_changed("aps")
     return {"removed": name}
 
 
@@ -179,7 +173,7 @@ async def _check_import_zones(s: AsyncSession, who: Principal, rows: list[tuple[
 
 
 @router.post("/aps/import", tags=["aps"])
-async def import_aps(body: ImportIn, request: Request, who: Caller) -> dict[str, Any]:
+async def import_aps(body: ImportIn, request: Request, who: Caller, svc: Svc) -> dict[str, Any]:
     async with audited_write(request, who, "ap.import", f"{body.format} file", None, check="writer") as s:
         rows = await asyncio.to_thread(_parse, body, "ap")
         existing = {a.name: a for a in await s.scalars(
@@ -193,7 +187,7 @@ async def import_aps(body: ImportIn, request: Request, who: Caller) -> dict[str,
             else:
                 apply_ap(ap, item)
         await s.flush()
-    _inventory_changed(request, "poller")
+    svc.inventory_changed("aps")
     return {"created": len(rows) - len(existing), "updated": len(existing)}
 
 
@@ -222,7 +216,7 @@ async def get_speaker(node_id: str, who: Caller, s: Session) -> dict[str, Any]:
 
 
 @router.post("/speakers", tags=["speakers"], status_code=201)
-async def add_speaker(body: SpeakerIn, request: Request, who: Caller) -> dict[str, Any]:
+async def add_speaker(body: SpeakerIn, request: Request, who: Caller, svc: Svc) -> dict[str, Any]:
     async with audited_write(request, who, "speaker.add", body.id, body.zone) as s:
         await require_zone(s, body.zone)
         if await s.get(Speaker, body.id) is not None:
@@ -231,21 +225,21 @@ async def add_speaker(body: SpeakerIn, request: Request, who: Caller) -> dict[st
         s.add(sp)
         await s.flush()
         out = speaker_out(sp)
-    _inventory_changed(request)
+    svc.inventory_changed("speakers")
     return out
 
 
 @router.delete("/speakers/{node_id}", tags=["speakers"])
-async def remove_speaker(node_id: str, request: Request, who: Caller, s: Session) -> dict[str, Any]:
+async def remove_speaker(node_id: str, request: Request, who: Caller, svc: Svc, s: Session) -> dict[str, Any]:
     sp = await find_speaker(s, node_id)
     async with audited_write(request, who, "speaker.remove", node_id, sp.zone) as w:
         await w.delete(await w.merge(sp))
-    _inventory_changed(request)
+    svc.inventory_changed("speakers")
     return {"removed": node_id}
 
 
 @router.post("/speakers/import", tags=["speakers"])
-async def import_speakers(body: ImportIn, request: Request, who: Caller) -> dict[str, Any]:
+async def import_speakers(body: ImportIn, request: Request, who: Caller, svc: Svc) -> dict[str, Any]:
     async with audited_write(request, who, "speaker.import", f"{body.format} file", None,
                              check="writer") as s:
         rows = await asyncio.to_thread(_parse, body, "speaker")
@@ -260,5 +254,5 @@ async def import_speakers(body: ImportIn, request: Request, who: Caller) -> dict
             else:  # a row updates the columns it has: a file without lat,lon keeps the stored ones
                 apply_speaker(sp, item, only=item.model_fields_set)
         await s.flush()
-    _inventory_changed(request)
+    svc.inventory_changed("speakers")
     return {"created": len(rows) - len(existing), "updated": len(existing)}

@@ -14,9 +14,8 @@ import asyncio
 import hashlib
 import logging
 import os
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, BinaryIO
+from typing import Annotated, Any, BinaryIO, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
@@ -27,6 +26,7 @@ from starlette.requests import ClientDisconnect
 
 from netmgr.api import schemas
 from netmgr.api.deps import audited_write, page, principal, record_audit, session
+from netmgr.api.services import Svc
 from netmgr.auth import Principal
 from netmgr.errors import Forbidden, NotFound, TooLarge, UsageError
 from netmgr.media.probe import FORMATS
@@ -64,25 +64,6 @@ async def _require_writer(request: Request, who: Principal, action: str, target:
     except Forbidden as e:
         await record_audit(request, who, action, target, None, "denied", str(e))
         raise
-
-
-def _in_use(request: Request) -> Callable[[str], bool | str]:
-    """Whether a running service (the broadcast scheduler) still plays a media.
-
-    A service that references media offers ``media_in_use(media_id) -> bool | str``
-    (a str names what uses it); without one, nothing does.
-    """
-    services = (getattr(request.app.state, "services", None) or {}).values()
-    checks = [c for c in (getattr(s, "media_in_use", None) for s in services) if callable(c)]
-
-    def in_use(media_id: str) -> bool | str:
-        for check in checks:
-            used = check(media_id)
-            if used:
-                return used
-        return False
-
-    return in_use
 
 
 async def programs_using(s: AsyncSession, media_id: str) -> str:
@@ -221,7 +202,7 @@ class TtsIn(BaseModel):
     # the 5,000-character limit is checked after NFC normalisation, by netmgr.media.tts
     text: Annotated[Text, WithJsonSchema(schemas.TEXT_SCHEMA)] = Field(min_length=1)
     title: Title = ""
-    voice: Annotated[str | None, WithJsonSchema(schemas.VOICE_SCHEMA)] = Field(None, max_length=40)
+    voice: Literal["vi", "vi-vn-x-central", "vi-vn-x-south"] | None = None  # config.VOICES
 
 
 @router.post("/api/v1/media/tts", tags=["media"], status_code=201)
@@ -240,7 +221,7 @@ async def speak(body: TtsIn, request: Request, who: Caller, s: Session) -> dict[
 
 
 @router.delete("/api/v1/media/{media_id}", tags=["media"])
-async def remove_media(media_id: str, request: Request, who: Caller) -> dict[str, Any]:
+async def remove_media(media_id: str, request: Request, who: Caller, svc: Svc) -> dict[str, Any]:
     """Remove a media: admins, or the operator who added it; 409 while a broadcast still uses it."""
     store = media_store(request)
     async with audited_write(request, who, "media.remove", media_id, None, check=None) as w:
@@ -250,6 +231,6 @@ async def remove_media(media_id: str, request: Request, who: Caller) -> dict[str
         if not (who.role == "admin" or (who.role == "operator" and m.created_by == who.name)):
             raise Forbidden(f"{who.role} '{who.name}' may not remove media {m.id[:12]} ({m.title}): only "
                             f"admins and the operator who added it ({m.created_by or 'unknown'}) may")
-        used = await programs_using(w, m.id) or _in_use(request)(m.id)
+        used = await programs_using(w, m.id) or svc.media_in_use(m.id)
         await asyncio.to_thread(store.remove, m.id, lambda _: used)
     return {"removed": m.id, "title": m.title}

@@ -7,7 +7,6 @@ radio service is off or restarting.
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -18,8 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from netmgr.api import schemas
 from netmgr.api.deps import audited_write, page, principal, readable, session, zone_filter
+from netmgr.api.services import Services, Svc
 from netmgr.auth import Principal
-from netmgr.errors import Conflict, Forbidden, MissingReference, NotFound, Retryable, UsageError
+from netmgr.errors import Conflict, Forbidden, MissingReference, NotFound, UsageError
 from netmgr.refs import NodeId, ZonePath
 from netmgr.store.models import Command, CommandDelivery, Speaker, SpeakerState
 from netmgr.zones import common_zone
@@ -27,14 +27,6 @@ from netmgr.zones import common_zone
 router = APIRouter()
 Caller = Annotated[Principal, Depends(principal)]
 Session = Annotated[AsyncSession, Depends(session)]
-
-
-def radio_of(request: Request) -> Any:
-    """The running radio service, or Retryable (503) naming what to do."""
-    svc = (getattr(request.app.state, "services", None) or {}).get("radio")
-    if svc is None:
-        raise Retryable("the radio service is not running in this daemon (is [mqtt] enabled = true?)")
-    return svc
 
 
 def _iso(dt: datetime | float | None) -> str | None:
@@ -45,36 +37,39 @@ def _iso(dt: datetime | float | None) -> str | None:
     return dt.isoformat()
 
 
-async def _statuses(request: Request, s: AsyncSession, rows: list[Speaker]) -> list[dict[str, Any]]:
-    svc = (getattr(request.app.state, "services", None) or {}).get("radio")
-    out = []
-    if svc is not None:
-        reg = svc.registry
-        now = time.monotonic()
+def _inventory(sp: Speaker) -> dict[str, Any]:
+    return {"id": sp.id, "name": sp.name, "zone": sp.zone, "model": sp.model,
+            "credentials": sp.mqtt_hash is not None}
+
+
+UNKNOWN = {"status": "unknown", "telemetry": None}
+
+
+async def _statuses(svc: Services, s: AsyncSession, rows: list[Speaker]) -> list[dict[str, Any]]:
+    """Each speaker with its live status from the radio service, else its last stored state."""
+    if svc.radio is not None:
+        out = []
         for sp in rows:
-            st = reg.nodes.get(sp.id)
-            d = st.to_dict(now, reg.stale_after) if st else {"status": "unknown", "telemetry": None}
-            out.append({"id": sp.id, "name": sp.name, "zone": sp.zone, "model": sp.model,
-                        "credentials": sp.mqtt_hash is not None, **{k: v for k, v in d.items()
-                                                                   if k not in ("id", "zone")},
+            d = svc.radio.node_status(sp.id) or UNKNOWN
+            out.append({**_inventory(sp), **{k: v for k, v in d.items() if k not in ("id", "zone")},
                         "since": _iso(d.get("since")), "last_seen": _iso(d.get("last_seen"))})
         return out
     states = {st.node_id: st for st in await s.scalars(
         select(SpeakerState).where(SpeakerState.node_id.in_([r.id for r in rows])))}
-    for sp in rows:
-        st = states.get(sp.id)
-        out.append({"id": sp.id, "name": sp.name, "zone": sp.zone, "model": sp.model,
-                    "credentials": sp.mqtt_hash is not None,
-                    "status": ("online" if st.online else "offline") if st else "unknown",
-                    "session": st.session if st else None, "since": _iso(st.since) if st else None,
-                    "last_seen": _iso(st.last_seen) if st else None, "fw": st.fw if st else None,
-                    "telemetry": st.telemetry if st else None,
-                    "note": "radio service not running: last stored state"})
-    return out
+    return [_stored_status(sp, states.get(sp.id)) for sp in rows]
+
+
+def _stored_status(sp: Speaker, st: SpeakerState | None) -> dict[str, Any]:
+    if st is None:
+        return {**_inventory(sp), "status": "unknown", "session": None, "since": None, "last_seen": None,
+                "fw": None, "telemetry": None, "note": "radio service not running: last stored state"}
+    return {**_inventory(sp), "status": "online" if st.online else "offline", "session": st.session,
+            "since": _iso(st.since), "last_seen": _iso(st.last_seen), "fw": st.fw, "telemetry": st.telemetry,
+            "note": "radio service not running: last stored state"}
 
 
 @router.get("/speakers-status", tags=["speakers"])
-async def speakers_status(request: Request, who: Caller, s: Session, zone: ZonePath | None = None,
+async def speakers_status(svc: Svc, who: Caller, s: Session, zone: ZonePath | None = None,
                           status: Literal["online", "offline", "stale", "unknown"] | None = None,
                           tag: str | None = None) -> dict[str, Any]:
     """Every speaker with its live status (online, stale, offline, unknown) and last telemetry."""
@@ -82,34 +77,31 @@ async def speakers_status(request: Request, who: Caller, s: Session, zone: ZoneP
 
     q = (select(Speaker).where(zone_filter(Speaker.zone, zone), readable(who, Speaker.zone))
          .order_by(Speaker.id))
-    items = await _statuses(request, s, tag_filter(list(await s.scalars(q)), tag))
+    items = await _statuses(svc, s, tag_filter(list(await s.scalars(q)), tag))
     if status:
         items = [i for i in items if i["status"] == status]
     return page(items)
 
 
 @router.get("/speakers/{node_id}/status", tags=["speakers"])
-async def speaker_status(node_id: str, request: Request, who: Caller, s: Session,
+async def speaker_status(node_id: str, svc: Svc, who: Caller, s: Session,
                          commands: Annotated[int, Query(ge=0, le=500)] = 20) -> dict[str, Any]:
     """One node: inventory, status, last telemetry and its recent commands with their states."""
     from netmgr.api.routes_inventory import find_speaker
 
     sp = await find_speaker(s, node_id, who)
-    out = (await _statuses(request, s, [sp]))[0]
+    out = (await _statuses(svc, s, [sp]))[0]
     rows = (await s.execute(
         select(CommandDelivery, Command).join(Command, Command.id == CommandDelivery.command_id)
         .where(CommandDelivery.node_id == node_id).order_by(Command.issued.desc()).limit(commands))).all()
     recent = [{"id": c.id, "method": c.method, "priority": c.priority, "issued": _iso(c.issued),
                "state": d.state, "error": d.error, "times": d.times} for d, c in rows]
-    svc = (getattr(request.app.state, "services", None) or {}).get("radio")
-    if svc is not None:  # not yet flushed to the store
+    if svc.radio is not None:  # not yet flushed to the store
         seen = {r["id"] for r in recent}
-        for tc in svc.tracker.commands.values():
-            d = tc.deliveries.get(node_id)
-            if d is not None and tc.cmd.id not in seen:
-                recent.append({"id": tc.cmd.id, "method": tc.cmd.method, "priority": tc.cmd.priority,
-                               "issued": _iso(tc.cmd.issued), **{k: v for k, v in d.to_dict().items()
-                                                                if k in ("state", "error", "times")}})
+        recent += [{"id": tc.cmd.id, "method": tc.cmd.method, "priority": tc.cmd.priority,
+                    "issued": _iso(tc.cmd.issued),
+                    **{k: v for k, v in d.to_dict().items() if k in ("state", "error", "times")}}
+                   for tc, d in svc.radio.pending_for(node_id) if tc.cmd.id not in seen]
         recent.sort(key=lambda r: r["issued"] or "", reverse=True)
     out["commands"] = recent[:commands]
     return out
@@ -130,7 +122,7 @@ class CommandIn(BaseModel):
 
 
 @router.post("/commands", tags=["speakers"], status_code=201)
-async def send_command(body: CommandIn, request: Request, who: Caller) -> dict[str, Any]:
+async def send_command(body: CommandIn, request: Request, who: Caller, svc: Svc) -> dict[str, Any]:
     """Send a command to nodes and/or zones (zones: one publish each). Operators only inside their
     zones; emergency priority needs the emergency permission. Audited."""
     targets = ",".join(body.zones + body.nodes)[:200] or "(none)"
@@ -156,8 +148,8 @@ async def send_command(body: CommandIn, request: Request, who: Caller) -> dict[s
                 except Forbidden as e:
                     e.zone = zones[n]  # type: ignore[attr-defined]
                     raise
-        svc = radio_of(request)
-        tc = await svc.issue(body.method, body.params, nodes=body.nodes, zones=body.zones,
+        radio = svc.require_radio()
+        tc = await radio.issue(body.method, body.params, nodes=body.nodes, zones=body.zones,
                              priority=body.priority, ttl=body.ttl_s, issued_by=who.name)
     if body.wait_s:
         from netmgr.radio.commands import FINAL
@@ -166,16 +158,15 @@ async def send_command(body: CommandIn, request: Request, who: Caller) -> dict[s
             states = ("accepted", "playing", *FINAL) if body.wait_for == "accepted" else FINAL
             return all(d.state in states for d in t.deliveries.values())
 
-        tc = await svc.wait(tc.cmd.id, answered, body.wait_s)
+        tc = await radio.wait(tc.cmd.id, answered, body.wait_s)
     return tc.to_dict()
 
 
 @router.get("/commands/{command_id}", tags=["speakers"])
-async def get_command(command_id: str, request: Request, who: Caller, s: Session) -> dict[str, Any]:
+async def get_command(command_id: str, svc: Svc, who: Caller, s: Session) -> dict[str, Any]:
     """A command and every target node's state with the time each state was reached (an operator
     sees a command that reached their zones, and only their nodes' deliveries)."""
-    svc = (getattr(request.app.state, "services", None) or {}).get("radio")
-    tc = svc.tracker.commands.get(command_id) if svc is not None else None
+    tc = svc.radio.command(command_id) if svc.radio is not None else None
     if tc is not None and not tc.dropped:  # compacted ones: every delivery is in the store
         if not await command_visible(s, who, {"nodes": tc.nodes, "zones": tc.zones}):
             raise NotFound(f"command {command_id!r} not found")
@@ -251,7 +242,8 @@ async def speaker_credentials(node_id: str, request: Request, who: Caller, s: Se
 
 
 @router.post("/speakers/{node_id}/reset-session", tags=["speakers"])
-async def reset_session(node_id: str, request: Request, who: Caller, s: Session) -> dict[str, Any]:
+async def reset_session(node_id: str, request: Request, who: Caller, s: Session,
+                        svc: Svc) -> dict[str, Any]:
     """Forget a node's session counter (after a flash wipe restarted it from a lower value, or a
     bogus one was accepted before): the node's next status is taken as its current one. Audited."""
     sp = await s.get(Speaker, node_id)
@@ -262,9 +254,8 @@ async def reset_session(node_id: str, request: Request, who: Caller, s: Session)
         forgotten = st.session if st is not None and st.session >= 0 else None
         if st is not None:
             st.session = -1
-        svc = (getattr(request.app.state, "services", None) or {}).get("radio")
-        if svc is not None:
-            live = await svc.reset_session(node_id)
+        if svc.radio is not None:
+            live = await svc.radio.reset_session(node_id)
             forgotten = live if live >= 0 else forgotten
     return {"node": node_id, "forgotten_session": forgotten,
             "note": "the node's next status sets its session; docs/protocol.md, Session counter"}

@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from netmgr.broadcast.recurrence import MAX_COUNT
+from netmgr.config import VOICES
 from netmgr.refs import NODE_ID_SCHEMA, TITLE_PATTERN, ZONE_SCHEMA
 
 # An http(s) address of an audio file or stream: a host (name or IPv4), a port, a path; no
@@ -29,8 +30,7 @@ MEDIA_ID_SCHEMA = {"type": "string", "pattern": r"^[0-9a-f]{64}$", "description"
 TEXT_SCHEMA = {"type": "string", "minLength": 1, "maxLength": 5000,
                "pattern": r"^(?=[\s\S]*\S)[^\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f"
                           r"\u202a-\u202e\u2028\u2029\u2066-\u2069]*$"}
-VOICES = ["vi", "vi-vn-x-central", "vi-vn-x-south"]
-VOICE_SCHEMA = {"type": "string", "enum": VOICES, "description": "an espeak-ng Vietnamese voice"}
+VOICE_SCHEMA = {"type": "string", "enum": list(VOICES), "description": "an espeak-ng Vietnamese voice"}
 # 30m, 1h30m, 90s, 01:30 (h:mm) or a number of seconds; at most 24 h (the model checks the sum).
 DURATION_SCHEMA = {"anyOf": [
     {"type": "integer", "minimum": 1, "maximum": 86400},

@@ -52,11 +52,13 @@ from netmgr.broadcast.recurrence import (
     DAILY_RULE,
     MAX_COUNT,
     WEEKDAYS_RULE,
+    ParsedRule,
     Recurrence,
     check_firing,
     parse_rrule,
     parse_rrule_until,
 )
+from netmgr.config import VOICES
 from netmgr.errors import RuleError, UsageError
 from netmgr.refs import check_node_id, check_zone
 from netmgr.text import check_name, check_text
@@ -153,8 +155,8 @@ class TextContent(_Strict):
     @field_validator("voice")
     @classmethod
     def _check_voice(cls, v: str) -> str:
-        if not re.fullmatch(r"[a-z]{2,3}(?:-[a-z0-9-]{1,20})?", v):
-            raise ValueError(f"voice {v!r} is not an espeak-ng voice name such as vi or vi-vn-x-south")
+        if v not in VOICES:
+            raise ValueError(f"voice {v!r} is not a Vietnamese espeak-ng voice; use {', '.join(VOICES)}")
         return v
 
     @field_validator("media_id", mode="before")
@@ -240,79 +242,116 @@ class Recurring(_Strict):
 When = Annotated[Once | Recurring, Field(discriminator="kind")]
 
 
-def _normalize_when(raw: Any, tz: str, now: datetime) -> Any:
-    """Turn what people type (``at``, local strings, UNTIL inside the rule) into the stored form."""
-    if not isinstance(raw, dict):
-        return raw
-    w = dict(raw)
-    kind = w.get("kind")
-    if kind == "once":
-        if "start" not in w:
-            raise ValueError("start is missing; when does it play? (e.g. 2026-12-01 06:00)")
-        w["start"] = tp.parse_when(w["start"], tz=tz, now=now, what="start")
-        return w
-    if kind not in ("daily", "weekdays", "rrule"):
-        raise ValueError(f"kind {kind!r} is unknown; use once, daily, weekdays or rrule")
-    start = w.get("start")
+_KIND_RULE = {"daily": DAILY_RULE, "weekdays": WEEKDAYS_RULE}
+"""The fixed rule body behind each shorthand kind."""
+
+_BOTH_ENDS = "both until and count are given; RFC 5545 allows one of them"
+
+
+def _once(w: dict[str, Any], tz: str, now: datetime) -> dict[str, Any]:
+    """Normalize a ``once`` when: only ``start`` is needed, parsed in ``tz``."""
+    if "start" not in w:
+        raise ValueError("start is missing; when does it play? (e.g. 2026-12-01 06:00)")
+    w["start"] = tp.parse_when(w["start"], tz=tz, now=now, what="start")
+    return w
+
+
+def _parse_start(start: Any, tz: str, now: datetime) -> datetime | None:
+    """A recurring ``start`` in UTC, or None; a bare date means local midnight of that day."""
+    # parse_when refuses a date without a time of day (fine for "once"); for a
+    # recurring program a date is a natural "not before" bound, so it is taken here.
     if isinstance(start, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", start.strip()):
-        start = tp.localize(datetime.combine(date.fromisoformat(start.strip()), datetime.min.time()),
-                            tp.get_tz(tz), "start")
-    elif isinstance(start, date) and not isinstance(start, datetime):
-        start = tp.localize(datetime.combine(start, datetime.min.time()), tp.get_tz(tz), "start")
-    elif start is not None:
-        start = tp.parse_when(start, tz=tz, now=now, what="start")
-    until = w.get("until")
-    if until is not None:
-        until = tp.parse_until(until, tz=tz)
-    count = w.get("count")
+        return tp.localize(datetime.combine(date.fromisoformat(start.strip()), datetime.min.time()),
+                           tp.get_tz(tz), "start")
+    if isinstance(start, date) and not isinstance(start, datetime):
+        return tp.localize(datetime.combine(start, datetime.min.time()), tp.get_tz(tz), "start")
+    if start is not None:
+        return tp.parse_when(start, tz=tz, now=now, what="start")
+    return None
+
+
+def _check_count(count: Any) -> int | None:
+    """``count`` unchanged if it is None or a whole number 1..MAX_COUNT; refuse anything else."""
+    # bool is an int subclass; True must not pass as count 1.
     if count is not None and (isinstance(count, bool) or not isinstance(count, int)
                               or not 1 <= count <= MAX_COUNT):
         raise ValueError(f"count {count!r} must be a whole number 1-{MAX_COUNT}")
-    if kind in ("daily", "weekdays"):
-        if until is not None and count is not None:
-            raise ValueError("both until and count are given; RFC 5545 allows one of them")
-        if w.get("rrule") not in (None, DAILY_RULE if kind == "daily" else WEEKDAYS_RULE):
-            raise ValueError(f"rrule is not used with {kind}; use kind rrule for a custom rule")
-        if w.get("at") is None and start is None:
-            raise ValueError(f"at is missing; {kind} needs a time of day HH:MM (e.g. 06:00)")
-        zone = tp.get_tz(tz)
-        if w.get("at") is not None:
-            at = tp.parse_hhmm(w["at"])
-        else:
-            at = start.astimezone(zone).time().replace(second=0, microsecond=0)
-        body = DAILY_RULE if kind == "daily" else WEEKDAYS_RULE
-        # The first occurrence at or after the "not before" bound (start, else now).
-        floor = start if start is not None else now
-        rec = Recurrence(floor - timedelta(days=8), tz=zone,
-                         rule=f"{body};BYHOUR={at.hour};BYMINUTE={at.minute};BYSECOND=0")
-        first = rec.first_from(floor, floor + timedelta(days=10))
-        if first is None:  # pragma: no cover - every week has weekdays
-            raise ValueError(f"{kind} {at:%H:%M} has no occurrence after {tp.format_local(floor, zone)}")
-        w.update(at=f"{at:%H:%M}", start=first, rrule=body, until=until, count=count)
-        return w
-    # kind == "rrule"
+    return count
+
+
+def _recurring_bounds(w: dict[str, Any], tz: str,
+                      now: datetime) -> tuple[datetime | None, datetime | None, int | None]:
+    """The parsed ``start``, ``until`` and ``count`` shared by every recurring kind, checked in that order."""
+    start = _parse_start(w.get("start"), tz, now)
+    until = w.get("until")
+    if until is not None:
+        until = tp.parse_until(until, tz=tz)
+    return start, until, _check_count(w.get("count"))
+
+
+def _check_one_end(until: datetime | None, count: int | None) -> None:
+    """Refuse a rule bounded by both UNTIL and COUNT."""
+    if until is not None and count is not None:
+        raise ValueError(_BOTH_ENDS)
+
+
+def _daily_or_weekdays(w: dict[str, Any], kind: str, tz: str, now: datetime, start: datetime | None,
+                       until: datetime | None, count: int | None) -> dict[str, Any]:
+    """Normalize a ``daily``/``weekdays`` when: ``at`` (or start's time) on the kind's fixed rule."""
+    _check_one_end(until, count)
+    body = _KIND_RULE[kind]
+    if w.get("rrule") not in (None, body):
+        raise ValueError(f"rrule is not used with {kind}; use kind rrule for a custom rule")
+    if w.get("at") is None and start is None:
+        raise ValueError(f"at is missing; {kind} needs a time of day HH:MM (e.g. 06:00)")
+    zone = tp.get_tz(tz)
+    if w.get("at") is not None:
+        at = tp.parse_hhmm(w["at"])
+    else:
+        at = start.astimezone(zone).time().replace(second=0, microsecond=0)
+    # The first occurrence at or after the "not before" bound (start, else now).
+    floor = start if start is not None else now
+    rec = Recurrence(floor - timedelta(days=8), tz=zone,
+                     rule=f"{body};BYHOUR={at.hour};BYMINUTE={at.minute};BYSECOND=0")
+    first = rec.first_from(floor, floor + timedelta(days=10))
+    if first is None:  # pragma: no cover - every week has weekdays
+        raise ValueError(f"{kind} {at:%H:%M} has no occurrence after {tp.format_local(floor, zone)}")
+    w.update(at=f"{at:%H:%M}", start=first, rrule=body, until=until, count=count)
+    return w
+
+
+def _merge_rule_ends(parsed: ParsedRule, until: datetime | None, count: int | None,
+                     tz: str) -> tuple[datetime | None, int | None]:
+    """``until``/``count`` given apart merged with UNTIL/COUNT inside the rule; refuse a disagreement."""
+    if parsed.until is not None:
+        ru = parse_rrule_until(parsed.until, tz)
+        if until is not None and until != ru:
+            raise RuleError("until is given twice (in the rule and apart) with different values; "
+                            "give it once")
+        until = ru
+    if parsed.count is not None:
+        if count is not None and count != parsed.count:
+            raise RuleError("count is given twice (in the rule and apart) with different values; "
+                            "give it once")
+        count = parsed.count
+    return until, count
+
+
+def _rrule(w: dict[str, Any], tz: str, now: datetime, start: datetime | None,
+           until: datetime | None, count: int | None) -> dict[str, Any]:
+    """Normalize an ``rrule`` when: canonical rule body, ends merged, start moved to the first occurrence."""
     if w.get("at") is not None:
         raise ValueError("at is only for daily/weekdays; put BYHOUR/BYMINUTE in the rule or give a start")
     text = w.get("rrule")
     if not isinstance(text, str):
         raise ValueError("rrule is missing; e.g. FREQ=WEEKLY;BYDAY=MO;BYHOUR=6;BYMINUTE=0")
+    # Rule errors are re-raised as plain ValueErrors so pydantic reports them under "when".
     try:
         parsed = parse_rrule(text)
-        if parsed.until is not None:
-            ru = parse_rrule_until(parsed.until, tz)
-            if until is not None and until != ru:
-                raise RuleError("until is given twice (in the rule and apart) with different values; "
-                                "give it once")
-            until = ru
-        if parsed.count is not None:
-            if count is not None and count != parsed.count:
-                raise RuleError("count is given twice (in the rule and apart) with different values; "
-                                "give it once")
-            count = parsed.count
+        until, count = _merge_rule_ends(parsed, until, count, tz)
     except RuleError as e:
         raise ValueError(str(e)) from None
-    if until is not None and count is not None:
-        raise ValueError("both until and count are given; RFC 5545 allows one of them")
+    _check_one_end(until, count)
     if start is None:  # DTSTART defaults to the next whole minute
         start = (now + timedelta(minutes=1)).replace(second=0, microsecond=0)
     # Store the first occurrence as the start (RFC 5545 wants DTSTART in step with the
@@ -324,6 +363,23 @@ def _normalize_when(raw: Any, tz: str, now: datetime) -> Any:
         raise ValueError(str(e)) from None
     w.update(start=first or start, rrule=parsed.body, until=until, count=count)
     return w
+
+
+def _normalize_when(raw: Any, tz: str, now: datetime) -> Any:
+    """Turn what people type (``at``, local strings, UNTIL inside the rule) into the stored form."""
+    if not isinstance(raw, dict):
+        return raw
+    w = dict(raw)
+    kind = w.get("kind")
+    if kind == "once":
+        return _once(w, tz, now)
+    if kind not in ("daily", "weekdays", "rrule"):
+        raise ValueError(f"kind {kind!r} is unknown; use once, daily, weekdays or rrule")
+    # start/until/count are checked before anything kind-specific, so their errors come first.
+    start, until, count = _recurring_bounds(w, tz, now)
+    if kind == "rrule":
+        return _rrule(w, tz, now, start, until, count)
+    return _daily_or_weekdays(w, kind, tz, now, start, until, count)
 
 
 class Program(_Strict):

@@ -31,6 +31,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from netmgr.errors import NetmgrError
+from netmgr.radio.service import RadioService
 from netmgr.runtime import DaemonContext, Service, every
 
 log = logging.getLogger("netmgr.scheduler")
@@ -87,8 +88,10 @@ class SchedulerService(Service):
 
     # ------------------------------------------------------------------ loading
 
-    def radio(self) -> Any:
-        return self.ctx.services.get("radio")
+    def radio(self) -> RadioService | None:
+        """The radio service of this daemon (used through its public methods only)."""
+        svc = self.ctx.services.get("radio")
+        return svc if isinstance(svc, RadioService) else None
 
     def media_url(self, media_id: str) -> str:
         api = self.ctx.settings.api
@@ -203,7 +206,7 @@ class SchedulerService(Service):
         if was and lock.shared:
             radio = self.radio()
             if radio is not None:  # else it republishes our copies to reconnecting nodes: the new
-                radio.schedules.clear()  # leader's are the ones that count
+                radio.forget_schedules()  # leader's are the ones that count
         if lock.status == STOPPED:
             if was and lock.shared:
                 log.info("scheduler: stopped; the scheduler lock on %s is free for another daemon",
@@ -387,7 +390,7 @@ class SchedulerService(Service):
         remaining = max(1.0, (end - now).total_seconds())
         params = {"url": url, "duration_s": round(remaining, 1), "item": oid, "title": prog.title[:200],
                   "volume": prog.volume}
-        if oid in radio.tracker.commands:
+        if radio.command(oid) is not None:
             return True
         try:
             await radio.issue("play", params, nodes=list(prog.targets.speakers),
@@ -436,7 +439,7 @@ class SchedulerService(Service):
 
         points = []
         for oid, (prog, start, late, last) in list(self.outcomes.items()):
-            tc = radio.tracker.commands.get(oid)
+            tc = radio.command(oid)
             if tc is None:
                 continue
             s = tc.summary()
@@ -448,7 +451,7 @@ class SchedulerService(Service):
                 if tc.complete:
                     del self.outcomes[oid]
                 continue
-            lat = radio.tracker.accept_latencies(tc)
+            lat = radio.accept_latencies(tc)
             points.append(broadcast_point(
                 self.zones.get(prog.id, ""), prog.priority.value, prog.id, start, prog.title,
                 targets=figures[0], accepted=accepted, played=played, failed=figures[3], offline=offline,
@@ -481,8 +484,7 @@ class SchedulerService(Service):
             zone = self.index.zone_of(node)
             # Nodes ignore a lower version than theirs, which another daemon (whose clock may be ahead)
             # may have sent: ours is above what the node reported holding.
-            st = radio.registry.nodes.get(node)
-            held = st.schedule_version if st is not None else None
+            held = radio.schedule_version(node)
             v = max(version, held + 1) if isinstance(held, int) else version
             doc_out = p.Schedule(v, time.time(), [zone] if zone else [], items)
             sends.append((node, doc["hash"], radio.publish_schedule(node, doc_out)))

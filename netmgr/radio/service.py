@@ -18,13 +18,13 @@ import contextlib
 import logging
 import time
 from collections import Counter
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from netmgr.errors import Conflict, NetmgrError, NotFound, UsageError
 from netmgr.radio import protocol as p
 from netmgr.radio.commands import RANK, Delivery, TrackedCommand, Tracker, new_command_id
 from netmgr.radio.mqtt import Broker, from_settings
+from netmgr.radio.persistence import MemoryRadioStore, RadioStore, SqlRadioStore
 from netmgr.radio.registry import Registry, plausible_session
 from netmgr.runtime import Service, backoff, every
 from netmgr.text import safe_text
@@ -45,8 +45,26 @@ KIND_BUDGET = 20  # ... and at most this many lines per kind of bad message per 
 STATE_WRITE_EVERY = 30.0  # a node's registry row is rewritten at most this often unless it changes state
 
 
-def _dt(t: float | None) -> datetime | None:
-    return None if t is None else datetime.fromtimestamp(t, UTC)
+def _checked(method: str, params: dict[str, Any] | None, priority: str, nodes: list[str],
+             zones: list[str]) -> dict[str, Any]:
+    """A command's params once everything about it is valid, else UsageError saying what is not."""
+    if method not in p.METHODS:
+        raise UsageError(f"unknown method {method!r}; use one of {', '.join(p.METHODS)}")
+    if priority not in p.PRIORITIES:
+        raise UsageError(f"unknown priority {priority!r}; use normal, priority or emergency")
+    if not nodes and not zones:
+        raise UsageError("a command needs a target: node ids and/or zone paths")
+    try:
+        checked = p.check_params(method, dict(params or {}))
+        # Every topic it would go out on is built now: a command that cannot be published is
+        # refused here and never stored (a stored one would fail again at each reconnect).
+        for z in zones:
+            p.zone_topic(z)
+        for n in nodes:
+            p.node_topic(n, "cmd")
+    except (p.BadMessage, ValueError) as e:
+        raise UsageError(str(e)) from None
+    return checked
 
 
 def _check_session(kind: str, session: int | None) -> None:
@@ -112,7 +130,7 @@ class RadioService(Service):
                  client_id: str | None = None, inventory: dict[str, str] | None = None,
                  telemetry_interval: float | None = None, stale_after_missed: int | None = None,
                  ack_timeout: float | None = None, command_ttl: float | None = None,
-                 hub: Any = None) -> None:
+                 hub: Any = None, store: RadioStore | None = None) -> None:
         super().__init__(ctx)  # type: ignore[arg-type]
         mqtt = ctx.settings.mqtt if ctx is not None else None
         self.broker = broker or from_settings(mqtt)
@@ -122,7 +140,11 @@ class RadioService(Service):
             stale_after_missed or (mqtt.stale_after_missed if mqtt else 3))
         self.tracker = Tracker(ack_timeout=ack_timeout or (mqtt.ack_timeout if mqtt else 10.0))
         self.command_ttl = command_ttl or (mqtt.command_ttl if mqtt else 300.0)
-        self._static_inventory = inventory
+        # The daemon's state store; a given inventory (tests, benchmarks) is kept in memory.
+        if store is None:
+            store = SqlRadioStore(ctx.sessions) if ctx is not None and inventory is None \
+                else MemoryRadioStore(inventory)
+        self.store: RadioStore = store
         if inventory is not None:
             self.registry.set_inventory(inventory)
         self.client: Any = None
@@ -149,9 +171,7 @@ class RadioService(Service):
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self._connection_loop(), name="radio:mqtt")
             tg.create_task(self._sweep_loop(), name="radio:sweep")
-            if self.ctx is not None:
-                tg.create_task(every(FLUSH_EVERY, self.flush, "writing speaker state", log),
-                               name="radio:flush")
+            tg.create_task(every(FLUSH_EVERY, self.flush, "writing speaker state", log), name="radio:flush")
 
     async def _connection_loop(self) -> None:
         """Two connections to the broker: ``{client_id}`` publishes commands and schedules in the
@@ -243,7 +263,7 @@ class RadioService(Service):
                 for nid in self.registry.end_resync():
                     self._emit(nid, self.registry.node(nid), None)
             age = time.monotonic() - self._inventory_loaded
-            if self.ctx is not None and (age > INVENTORY_EVERY or (self._inventory_dirty and age > 1.0)):
+            if age > INVENTORY_EVERY or (self._inventory_dirty and age > 1.0):
                 self._inventory_dirty = False
                 try:
                     await self.load_inventory()
@@ -266,8 +286,7 @@ class RadioService(Service):
                     self.client._client.disconnect()
 
     async def drain(self) -> None:
-        if self.ctx is not None:
-            await self.flush()
+        await self.flush()
 
     def stats_fields(self) -> dict[str, Any]:
         """The ``netmgr,component=radio`` fields (docs/telemetry.md): running totals and gauges."""
@@ -284,6 +303,36 @@ class RadioService(Service):
                 "messages": dict(self.stats), "bad_messages": dict(self.bad.counts),
                 "commands_inflight": inflight}
 
+    # ------------------------------------------------------------------ what others ask of it
+    # (netmgr.api.services.RadioApi, the scheduler): methods, never the attributes behind them.
+
+    def node_status(self, node_id: str) -> dict[str, Any] | None:
+        """The node's live status (netmgr.radio.registry.NodeState.to_dict), None if never heard."""
+        st = self.registry.nodes.get(node_id)
+        return st.to_dict(time.monotonic(), self.registry.stale_after) if st is not None else None
+
+    def schedule_version(self, node_id: str) -> int | None:
+        """The schedule version the node last reported holding."""
+        st = self.registry.nodes.get(node_id)
+        return st.schedule_version if st is not None else None
+
+    def pending_for(self, node_id: str) -> list[tuple[TrackedCommand, Delivery]]:
+        """Commands still tracked in memory that target the node, with its delivery."""
+        return [(tc, d) for tc in self.tracker.commands.values()
+                if (d := tc.deliveries.get(node_id)) is not None]
+
+    def command(self, command_id: str) -> TrackedCommand | None:
+        """A command still tracked in memory (else it is only in the store)."""
+        return self.tracker.commands.get(command_id)
+
+    def accept_latencies(self, tc: TrackedCommand) -> list[float]:
+        """Seconds from publish to each node's acceptance, sorted."""
+        return self.tracker.accept_latencies(tc)
+
+    def forget_schedules(self) -> None:
+        """Stop republishing the schedules sent so far (another daemon leads the schedules now)."""
+        self.schedules.clear()
+
     # ------------------------------------------------------------------ inventory and state
 
     def inventory_changed(self) -> None:
@@ -291,98 +340,67 @@ class RadioService(Service):
         self._inventory_dirty = True
 
     async def load_inventory(self) -> None:
-        """Node id -> zone from the store (or the static inventory), and the last known sessions."""
+        """Node id -> zone from the store, and the last known sessions (once, at start)."""
         self._inventory_loaded = time.monotonic()
-        if self._static_inventory is not None or self.ctx is None:
-            return
-        from sqlalchemy import select
-
-        from netmgr.store.models import Speaker, SpeakerState
-
-        async with self.ctx.sessions() as s:
-            rows = (await s.execute(select(Speaker.id, Speaker.zone, Speaker.lat, Speaker.lon))).all()
-            states = [] if self._sessions_loaded else list(await s.scalars(select(SpeakerState)))
-        self.registry.set_inventory({r[0]: r[1] for r in rows})
-        for r in rows:
-            node = self.registry.nodes[r[0]]
-            node.lat, node.lon = r[2], r[3]
+        rows = await self.store.speakers()
+        states = [] if self._sessions_loaded else await self.store.states()
+        if rows is not None:
+            self.registry.set_inventory({r.id: r.zone for r in rows})
+            for r in rows:
+                node = self.registry.nodes[r.id]
+                node.lat, node.lon = r.lat, r.lon
         for st in states:  # the session counter must survive restarts, or a late will wins
-            if not plausible_session(st.session):
-                log.warning("stored session of node=%s is implausible (%d, more than a day ahead); "
-                            "ignored, the node's next status sets it", st.node_id, st.session)
-                continue
-            node = self.registry.node(st.node_id)
-            if node.session < st.session:
-                node.session = st.session
-                node.online = st.online
-                node.known_status = True
-                node.since = st.since.timestamp() if st.since else None
-                node.fw = st.fw
-                node.schedule_version = st.schedule_version
+            self._restore(st)
         self._sessions_loaded = True
 
-    async def flush(self) -> None:
-        """Write changed node states and command deliveries, in one transaction."""
-        from sqlalchemy import select
-
-        from netmgr.store.models import Command, CommandDelivery, SpeakerState
-
-        if self.ctx is None:
+    def _restore(self, st: Any) -> None:
+        if not plausible_session(st.session):
+            log.warning("stored session of node=%s is implausible (%d, more than a day ahead); "
+                        "ignored, the node's next status sets it", st.node_id, st.session)
             return
+        node = self.registry.node(st.node_id)
+        if node.session < st.session:
+            node.session = st.session
+            node.online = st.online
+            node.known_status = True
+            node.since = st.since.timestamp() if st.since else None
+            node.fw = st.fw
+            node.schedule_version = st.schedule_version
+
+    async def flush(self) -> None:
+        """Write changed node states and command deliveries to the store, in one transaction
+        (what fails is marked changed again and written at the next flush)."""
         now = time.monotonic()
         changed = self.registry.take_changes()
-        nodes = [st for nid, st in self.registry.nodes.items()
-                 if st.zone is not None and (nid in changed or (
-                     st.telemetry_wall is not None
-                     and now - self._state_written.get(nid, -STATE_WRITE_EVERY) >= STATE_WRITE_EVERY))]
+        nodes = [st for nid, st in self.registry.nodes.items() if self._due(nid, st, changed, now)]
         cmds = [tc for tc in self.tracker.commands.values() if tc.dirty]
         if not nodes and not cmds:
             return
+        writes = [(st, st.to_dict(now, self.registry.stale_after)["telemetry"] or {}) for st in nodes]
+        deliveries = [(tc, [d for d in tc.deliveries.values() if d.dirty]) for tc in cmds]
+        for tc, dirty in deliveries:
+            tc.dirty = False
+            for d in dirty:
+                d.dirty = False
         try:
-            async with self.ctx.sessions() as s:
-                # One query per table for the rows that exist (not one per node: 2,000 replies to a
-                # zone command are flushed at once, and the store's writer lock is held meanwhile).
-                have = {r.node_id: r for r in await s.scalars(select(SpeakerState).where(
-                    SpeakerState.node_id.in_([st.id for st in nodes])))} if nodes else {}
-                for st in nodes:
-                    row = have.get(st.id) or SpeakerState(node_id=st.id)
-                    row.online, row.session = st.online, max(st.session, -1)
-                    row.since, row.last_seen = _dt(st.since), _dt(st.last_seen_wall)
-                    row.fw, row.schedule_version = st.fw, st.schedule_version
-                    row.telemetry = st.to_dict(now, self.registry.stale_after)["telemetry"] or {}
-                    s.add(row)
-                    self._state_written[st.id] = now
-                for tc in cmds:
-                    tc.dirty = False
-                    c = tc.cmd
-                    row = await s.get(Command, c.id)
-                    if row is None:
-                        s.add(Command(id=c.id, method=c.method, params=c.params, priority=c.priority,
-                                      issued=_dt(c.issued), expires=_dt(c.expires),
-                                      targets={"nodes": tc.nodes if not tc.zones else [],
-                                               "zones": tc.zones},
-                                      issued_by=tc.issued_by))
-                        await s.flush()
-                    dirty = [d for d in tc.deliveries.values() if d.dirty]
-                    have_d = {r.node_id: r for r in await s.scalars(select(CommandDelivery).where(
-                        CommandDelivery.command_id == c.id,
-                        CommandDelivery.node_id.in_([d.node_id for d in dirty])))} if dirty else {}
-                    for d in dirty:
-                        d.dirty = False
-                        drow = have_d.get(d.node_id) or CommandDelivery(command_id=c.id, node_id=d.node_id)
-                        drow.state, drow.error, drow.data = d.state, d.error, dict(d.data)
-                        drow.times = {k: _dt(v).isoformat() for k, v in d.times.items()}  # type: ignore[union-attr]
-                        drow.updated = datetime.now(UTC)
-                        s.add(drow)
-                await s.commit()
+            await self.store.write(writes, deliveries)
         except BaseException:
-            for nid in changed:  # try again next flush
-                self.registry.changes.add(nid)
-            for tc in cmds:
+            self.registry.changes.update(changed)  # try again next flush
+            for tc, dirty in deliveries:
                 tc.dirty = True
-                for d in tc.deliveries.values():
+                for d in dirty:
                     d.dirty = True
             raise
+        for st in nodes:
+            self._state_written[st.id] = now
+
+    def _due(self, nid: str, st: Any, changed: set[str], now: float) -> bool:
+        """Whether a node's state is to be written: it changed, or its telemetry is older in the
+        store than STATE_WRITE_EVERY (nodes no longer in the inventory are not written)."""
+        if st.zone is None:
+            return False
+        return nid in changed or (st.telemetry_wall is not None and
+                                  now - self._state_written.get(nid, -STATE_WRITE_EVERY) >= STATE_WRITE_EVERY)
 
     async def reset_session(self, node_id: str) -> int:
         """Forget the node's session (after a flash wipe reset its counter): the next status it
@@ -415,59 +433,66 @@ class RadioService(Service):
         self.stats[kind] += 1
         try:
             if kind == "telemetry":
-                msg = p.parse_telemetry(payload)
-                _check_session("telemetry", msg.session)
-                node = self.registry.apply_telemetry(node_id, msg)
-                self._emit(node_id, node, msg)
-                for fn in self.listeners:
-                    fn(node_id, node)
+                self._on_telemetry(node_id, payload)
             elif kind == "status":
-                status = p.parse_status(payload)
-                _check_session("status", status.session)
-                before = self.registry.node(node_id).session
-                if not self.registry.apply_status(node_id, status, live=not retained):
-                    self.stats["stale_status"] += 1
-                    return
-                if status.online and status.session != before:
-                    # A new connection of the node: it may have missed commands and schedules
-                    # (a broker restart loses sessions). Nodes are idempotent by command id.
-                    self._resend_pending(node_id)
-                    self._republish_schedule(node_id)
-                elif not status.online:
-                    self._emit(node_id, self.registry.node(node_id), None)
+                self._on_status(node_id, payload, retained)
             elif kind == "reply":
-                reply = p.parse_reply(payload)
-                self.registry.touch(node_id, reply.ts)
-                if reply.id == p.SCHEDULE_ACK_ID:
-                    v = reply.data.get("version")
-                    if isinstance(v, int) and not isinstance(v, bool):
-                        self.registry.node(node_id).schedule_version = v
-                    return
-                outcome = self.tracker.on_reply(node_id, reply)
-                if outcome == "unknown" and reply.data.get("source") == "schedule":
-                    # A node plays a schedule item (its id is the occurrence's) before the
-                    # scheduler's confirming command exists, or reports one it played offline:
-                    # kept until that command is issued (see issue()).
-                    self._early_reply(node_id, reply)
-                    return
-                if outcome == "unknown":
-                    self.bad.report(node_id, "unknown_command",
-                                    f"reply to unknown command {reply.id!r} (status {reply.status})")
-                elif outcome == "stranger":
-                    self.bad.report(node_id, "not_a_target", f"reply to command {reply.id!r} "
-                                    "that was not sent to this node")
-                ev = self._reply_waiters.get(reply.id)
-                if ev is not None:
-                    ev.set()
-            elif kind in ("cmd", "schedule"):
-                return  # our own publishes (a shared broker may echo them to a wildcard)
-            else:
+                self._on_reply(node_id, payload)
+            elif kind not in ("cmd", "schedule"):  # ours (a shared broker may echo them to a wildcard)
                 self.bad.report(node_id, "topic", f"unknown topic kind {kind!r}")
         except p.BadMessage as e:
             self.bad.report(node_id, f"bad_{e.kind}", str(e))
         except Exception:  # a bug must not take the radio down; the message is dropped and logged
             self.stats["handler_errors"] += 1
             log.exception("handling a message failed node=%s topic=%s", node_id, topic)
+
+    def _on_telemetry(self, node_id: str, payload: bytes) -> None:
+        msg = p.parse_telemetry(payload)
+        _check_session("telemetry", msg.session)
+        node = self.registry.apply_telemetry(node_id, msg)
+        self._emit(node_id, node, msg)
+        for fn in self.listeners:
+            fn(node_id, node)
+
+    def _on_status(self, node_id: str, payload: bytes, retained: bool) -> None:
+        status = p.parse_status(payload)
+        _check_session("status", status.session)
+        before = self.registry.node(node_id).session
+        if not self.registry.apply_status(node_id, status, live=not retained):
+            self.stats["stale_status"] += 1
+            return
+        if status.online and status.session != before:
+            # A new connection of the node: it may have missed commands and schedules
+            # (a broker restart loses sessions). Nodes are idempotent by command id.
+            self._resend_pending(node_id)
+            self._republish_schedule(node_id)
+        elif not status.online:
+            self._emit(node_id, self.registry.node(node_id), None)
+
+    def _on_reply(self, node_id: str, payload: bytes) -> None:
+        reply = p.parse_reply(payload)
+        self.registry.touch(node_id, reply.ts)
+        if reply.id == p.SCHEDULE_ACK_ID:
+            v = reply.data.get("version")
+            if isinstance(v, int) and not isinstance(v, bool):
+                self.registry.node(node_id).schedule_version = v
+            return
+        outcome = self.tracker.on_reply(node_id, reply)
+        if outcome == "unknown" and reply.data.get("source") == "schedule":
+            # A node plays a schedule item (its id is the occurrence's) before the scheduler's
+            # confirming command exists, or reports one it played offline: kept until that
+            # command is issued (see issue()).
+            self._early_reply(node_id, reply)
+            return
+        if outcome == "unknown":
+            self.bad.report(node_id, "unknown_command",
+                            f"reply to unknown command {reply.id!r} (status {reply.status})")
+        elif outcome == "stranger":
+            self.bad.report(node_id, "not_a_target", f"reply to command {reply.id!r} "
+                            "that was not sent to this node")
+        ev = self._reply_waiters.get(reply.id)
+        if ev is not None:
+            ev.set()
 
     def _early_reply(self, node_id: str, reply: p.Reply) -> None:
         self.stats["early_replies"] += 1
@@ -515,23 +540,8 @@ class RadioService(Service):
         """Send a command to nodes and/or zones; returns it tracked. Zones go out as one publish
         each on the zone topic; nodes listed apart get it on their own topic."""
         nodes, zones = list(nodes or []), list(zones or [])
-        if method not in p.METHODS:
-            raise UsageError(f"unknown method {method!r}; use one of {', '.join(p.METHODS)}")
-        if priority not in p.PRIORITIES:
-            raise UsageError(f"unknown priority {priority!r}; use normal, priority or emergency")
-        if not nodes and not zones:
-            raise UsageError("a command needs a target: node ids and/or zone paths")
-        try:
-            params = p.check_params(method, dict(params or {}))
-            # Every topic it would go out on is built now: a command that cannot be published is
-            # refused here and never stored (a stored one would fail again at each reconnect).
-            for z in zones:
-                p.zone_topic(z)
-            for n in nodes:
-                p.node_topic(n, "cmd")
-        except (p.BadMessage, ValueError) as e:
-            raise UsageError(str(e)) from None
-        if self.ctx is not None and time.monotonic() - self._inventory_loaded > 2.0:
+        params = _checked(method, params, priority, nodes, zones)
+        if time.monotonic() - self._inventory_loaded > 2.0:
             await self.load_inventory()
         targets = self.resolve(nodes, zones)
         if not targets:

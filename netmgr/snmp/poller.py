@@ -391,6 +391,11 @@ class PollerService(Service):
     async def drain(self) -> None:
         await self.flush()
 
+    def stats_fields(self) -> dict[str, int | float | None]:
+        h = self.health()
+        return {"polls": h.get("polls"), "polls_failed": h.get("failures"), "late_polls": h.get("late_polls"),
+                "poll_ms_p50": h.get("poll_ms_p50"), "poll_ms_p99": h.get("poll_ms_p99"), "aps": h.get("aps")}
+
     def health(self) -> dict[str, Any]:
         p = self.poller
         if p is None:

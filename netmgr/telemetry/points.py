@@ -27,11 +27,31 @@ SCHEMA: dict[str, dict[str, str]] = {
                 "lat": "f", "lon": "f"},
     "broadcast": {"program_id": "i", "occurrence": "s", "title": "s", "targets": "i", "accepted": "i",
                   "played": "i", "failed": "i", "offline": "i", "late": "i", "latency_ms": "f"},
-    "netmgr": {"polls": "i", "polls_failed": "i", "late_polls": "i", "poll_ms_p50": "f",
-               "poll_ms_p99": "f", "aps": "i", "nodes_online": "i", "nodes_total": "i", "messages": "i",
-               "bad_messages": "i", "commands_inflight": "i", "queue_depth": "i", "points_written": "i",
-               "points_dropped": "i", "write_errors": "i", "spool_bytes": "i", "spool_points": "i"},
 }
+
+# The daemon's own figures (measurement ``netmgr``, tag ``component``), declared once: field ->
+# (component, kind, help). Each service's ``stats_fields()`` (netmgr.runtime.Service) fills its
+# component's; counters are totals since the daemon started, the rest gauges.
+INTERNAL_METRICS: dict[str, tuple[str, str, str]] = {
+    "polls": ("poller", "i", "counter: AP polls done"),
+    "polls_failed": ("poller", "i", "counter: AP polls that failed (timeout, bad response)"),
+    "late_polls": ("poller", "i", "counter: polls started more than 5 s after their due time"),
+    "poll_ms_p50": ("poller", "f", "median time of the last 4,096 successful polls, ms"),
+    "poll_ms_p99": ("poller", "f", "99th percentile of the same, ms"),
+    "aps": ("poller", "i", "APs in the poller's inventory"),
+    "nodes_online": ("radio", "i", "speaker nodes online"),
+    "nodes_total": ("radio", "i", "speaker nodes in the inventory"),
+    "messages": ("radio", "i", "counter: status, telemetry and reply messages received"),
+    "bad_messages": ("radio", "i", "counter: messages refused (malformed, unknown node, bad session)"),
+    "commands_inflight": ("radio", "i", "commands not yet answered by every target"),
+    "queue_depth": ("telemetry", "i", "points in memory: queue, overflow and outbox"),
+    "points_written": ("telemetry", "i", "counter: points InfluxDB accepted"),
+    "points_dropped": ("telemetry", "i", "counter: points that will never reach InfluxDB (any cause)"),
+    "write_errors": ("telemetry", "i", "counter: failed writes to InfluxDB"),
+    "spool_bytes": ("telemetry", "i", "bytes waiting in the on-disk spool"),
+    "spool_points": ("telemetry", "i", "points waiting in the on-disk spool"),
+}
+SCHEMA["netmgr"] = {name: kind for name, (_, kind, _) in INTERNAL_METRICS.items()}
 
 PRIORITY_CODE = {"normal": 1, "priority": 2, "emergency": 3}
 NETS = frozenset({"4g", "wifi", "eth", "other"})

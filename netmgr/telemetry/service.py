@@ -440,25 +440,19 @@ class TelemetryService(Service):
         spool = self.spool.dropped_points if self.spool else 0
         return self.encoder.points_dropped + self.hub.dropped + sink_refused + spool + self.spool_lost
 
-    def stats_points(self, ts_ns: int) -> list[Point]:
-        """The ``netmgr`` points (every 10 s): this service's, the poller's (from its health),
-        and those of any other service with a ``stats_fields()`` (the radio's)."""
+    def stats_fields(self) -> dict[str, int | float | None]:
         h = self.health()
-        out = [netmgr_point("telemetry", {k: h[k] for k in ("queue_depth", "points_written", "points_dropped",
-                                                             "write_errors", "spool_bytes", "spool_points")},
-                            ts_ns)]
+        return {k: h[k] for k in ("queue_depth", "points_written", "points_dropped", "write_errors",
+                                  "spool_bytes", "spool_points")}
+
+    def stats_points(self, ts_ns: int) -> list[Point]:
+        """The ``netmgr`` points (every 10 s): one per service with figures (``stats_fields()``)."""
+        out = []
         for name, svc in self.ctx.services.items():
-            if name == self.name or name not in COMPONENTS:
+            if name not in COMPONENTS:
                 continue
             try:
-                if name == "poller":
-                    ph = svc.health()
-                    fields = {"polls": ph.get("polls"), "polls_failed": ph.get("failures"),
-                              "late_polls": ph.get("late_polls"), "poll_ms_p50": ph.get("poll_ms_p50"),
-                              "poll_ms_p99": ph.get("poll_ms_p99"), "aps": ph.get("aps")} if ph else {}
-                else:
-                    stats = getattr(svc, "stats_fields", None)
-                    fields = stats() if stats is not None else {}
+                fields = svc.stats_fields()
             except Exception:  # one broken service must not stop the others' figures
                 log.debug("telemetry: no figures from service=%s", name, exc_info=True)
                 continue

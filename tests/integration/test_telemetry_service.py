@@ -10,7 +10,7 @@ from telemetry_helpers import idle, running_service, settings_for, wait_until
 
 from netmgr.runtime import Service
 from netmgr.telemetry.hub import TelemetryHub
-from netmgr.telemetry.points import Point, netmgr_point
+from netmgr.telemetry.points import INTERNAL_METRICS, Point, netmgr_point
 
 
 def test_submit_never_blocks_and_counts_what_it_cannot_hold():
@@ -77,3 +77,5 @@ async def test_netmgr_points_of_every_service(tmp_path):
     assert pts["radio"].fields["nodes_online"] == 3 and pts["radio"].ts_ns == 123
     assert set(pts["telemetry"].fields) == {"queue_depth", "points_written", "points_dropped", "write_errors",
                                             "spool_bytes", "spool_points"}
+    declared = {f for f, (component, _, _) in INTERNAL_METRICS.items() if component == "telemetry"}
+    assert set(pts["telemetry"].fields) == declared
