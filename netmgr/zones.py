@@ -145,6 +145,41 @@ def parse_zone_file(text: str, fmt: str) -> list[Record]:
     return out
 
 
+def _record_path(rec: Record) -> str:
+    """The zone path of one import record, its ``parent`` column applied; not validated yet.
+
+    Raises ValueError with the problem (without the line prefix).
+    """
+    unknown = set(rec.data) - {"path", "name", "parent"}
+    if unknown:
+        raise ValueError(f"unknown column(s) {', '.join(sorted(unknown))}; use path, name")
+    raw_path = str(rec.data.get("path", "")).strip()
+    parent = str(rec.data.get("parent", "") or "").strip()
+    if parent and raw_path and "/" not in raw_path:
+        # A child may give only its own segment (nested YAML, or a CSV parent column).
+        return f"{parent}/{raw_path}"
+    if parent and raw_path and parent_of(raw_path) != parent:
+        raise ValueError(f"zone {raw_path} is not directly under its parent {parent}")
+    return raw_path
+
+
+def _check_record(rec: Record, seen: dict[str, int], existing: dict[str, str]) -> tuple[str, str]:
+    """The (path, name) of one import record, recording its path in ``seen`` (path -> line).
+
+    Raises ValueError with the record's first problem (without the line prefix).
+    """
+    path = validate_path(_record_path(rec))
+    name = normalize_name(rec.data.get("name", ""))
+    if path in seen:
+        raise ValueError(f"duplicate zone {path} (also on line {seen[path]})")
+    # Recorded even when refused below, so a later line with this path is reported as a
+    # duplicate rather than refused a second time for another reason.
+    seen[path] = rec.line
+    if path in existing and existing[path] != name:
+        raise ValueError(f"zone {path} exists as {existing[path]!r}; an import does not rename zones")
+    return path, name
+
+
 def check_import(records: list[Record], existing: dict[str, str]) -> list[tuple[str, str]]:
     """Validate a zone import against the zones already stored (path -> name).
 
@@ -156,33 +191,13 @@ def check_import(records: list[Record], existing: dict[str, str]) -> list[tuple[
     seen: dict[str, int] = {}
     rows: list[tuple[int, str, str]] = []
     for rec in records:
-        unknown = set(rec.data) - {"path", "name", "parent"}
-        if unknown:
-            problems.append(f"line {rec.line}: unknown column(s) {', '.join(sorted(unknown))}; "
-                            "use path, name")
-            continue
-        raw_path = str(rec.data.get("path", "")).strip()
-        parent = str(rec.data.get("parent", "") or "").strip()
-        if parent and raw_path and "/" not in raw_path:
-            raw_path = f"{parent}/{raw_path}"
-        elif parent and raw_path and parent_of(raw_path) != parent:
-            problems.append(f"line {rec.line}: zone {raw_path} is not directly under its parent {parent}")
-            continue
         try:
-            path = validate_path(raw_path)
-            name = normalize_name(rec.data.get("name", ""))
+            path, name = _check_record(rec, seen, existing)
         except ValueError as e:
             problems.append(f"line {rec.line}: {e}")
             continue
-        if path in seen:
-            problems.append(f"line {rec.line}: duplicate zone {path} (also on line {seen[path]})")
-            continue
-        seen[path] = rec.line
-        if path in existing and existing[path] != name:
-            problems.append(f"line {rec.line}: zone {path} exists as {existing[path]!r}; "
-                            "an import does not rename zones")
-            continue
         rows.append((rec.line, path, name))
+    # Parents are checked once every line is read: a parent may come later in the file.
     for line, path, _ in rows:
         parent = parent_of(path)
         if parent and parent not in seen and parent not in existing:

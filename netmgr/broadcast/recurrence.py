@@ -60,13 +60,8 @@ class ParsedRule:
     freq: str
 
 
-def parse_rrule(text: str) -> ParsedRule:
-    """Check the syntax of an RRULE value and put it in canonical order.
-
-    Accepts ``FREQ=WEEKLY;BYDAY=MO;BYHOUR=6`` with or without a leading ``RRULE:``.
-    DTSTART is not part of the rule (it is the program's start); UNTIL and COUNT
-    are returned apart so the caller can store them as fields.
-    """
+def _rule_text(text: str) -> str:
+    """The RRULE value without a leading ``RRULE:``; refuse an empty or multi-line one."""
     s = str(text).strip()
     if s.upper().startswith("RRULE:"):
         s = s[6:]
@@ -74,22 +69,38 @@ def parse_rrule(text: str) -> ParsedRule:
         raise RuleError("rrule is empty; e.g. FREQ=WEEKLY;BYDAY=MO,WE,FR")
     if "\n" in s or "\r" in s:
         raise RuleError("rrule must be one RRULE value (no DTSTART/EXDATE lines); give the start separately")
+    return s
+
+
+def _rule_part(item: str, parts: dict[str, str]) -> tuple[str, str]:
+    """One ``KEY=VALUE`` part, upper-cased; refuse a malformed, repeated or unsupported one."""
+    if "=" not in item:
+        raise RuleError(f"rrule part {item!r} is not KEY=VALUE; e.g. FREQ=DAILY;BYHOUR=6")
+    key, value = item.split("=", 1)
+    key, value = key.strip().upper(), value.strip().upper()
+    if key in parts:
+        raise RuleError(f"rrule gives {key} twice; give it once")
+    if key == "DTSTART":
+        raise RuleError("rrule must not contain DTSTART; give the program's start separately")
+    if key not in KEY_ORDER and key not in ("UNTIL", "COUNT"):
+        raise RuleError(f"rrule part {key} is not supported; use "
+                        f"{', '.join(KEY_ORDER)}, UNTIL or COUNT (RFC 5545)")
+    if not value:
+        raise RuleError(f"rrule part {key} has no value")
+    return key, value
+
+
+def _rule_parts(s: str) -> dict[str, str]:
+    """The rule's parts by key, checked one by one from left to right."""
     parts: dict[str, str] = {}
     for item in s.strip(";").split(";"):
-        if "=" not in item:
-            raise RuleError(f"rrule part {item!r} is not KEY=VALUE; e.g. FREQ=DAILY;BYHOUR=6")
-        key, value = item.split("=", 1)
-        key, value = key.strip().upper(), value.strip().upper()
-        if key in parts:
-            raise RuleError(f"rrule gives {key} twice; give it once")
-        if key == "DTSTART":
-            raise RuleError("rrule must not contain DTSTART; give the program's start separately")
-        if key not in KEY_ORDER and key not in ("UNTIL", "COUNT"):
-            raise RuleError(f"rrule part {key} is not supported; use "
-                            f"{', '.join(KEY_ORDER)}, UNTIL or COUNT (RFC 5545)")
-        if not value:
-            raise RuleError(f"rrule part {key} has no value")
+        key, value = _rule_part(item, parts)
         parts[key] = value
+    return parts
+
+
+def _check_freq(parts: dict[str, str]) -> str:
+    """The FREQ value; refuse a missing or unknown one, or one that fires too often."""
     freq = parts.get("FREQ")
     if freq is None:
         raise RuleError("rrule has no FREQ; start with FREQ=DAILY, FREQ=WEEKLY, ...")
@@ -98,24 +109,58 @@ def parse_rrule(text: str) -> ParsedRule:
     if freq == "SECONDLY":
         raise RuleError("rrule FREQ=SECONDLY fires more often than once a minute; "
                         "use FREQ=MINUTELY or slower")
+    return freq
+
+
+def _check_bysecond(parts: dict[str, str]) -> None:
+    """Refuse several BYSECOND values: they would fire more than once in a minute."""
     if "BYSECOND" in parts and len(parts["BYSECOND"].split(",")) > 1:
         raise RuleError("rrule BYSECOND with several values fires more often than once a minute; "
                         "give one second (or leave BYSECOND out)")
+
+
+def _rule_count(parts: dict[str, str]) -> int | None:
+    """The COUNT value as a number (None if absent); refuse it alongside UNTIL or out of range."""
     if "UNTIL" in parts and "COUNT" in parts:
         raise RuleError("rrule has both UNTIL and COUNT; RFC 5545 allows one of them")
-    count = None
-    if "COUNT" in parts:
-        if not re.fullmatch(r"\d+", parts["COUNT"]) or not 1 <= int(parts["COUNT"]) <= MAX_COUNT:
-            raise RuleError(f"rrule COUNT={parts['COUNT']} must be a whole number 1-{MAX_COUNT}")
-        count = int(parts["COUNT"])
+    if "COUNT" not in parts:
+        return None
+    if not re.fullmatch(r"\d+", parts["COUNT"]) or not 1 <= int(parts["COUNT"]) <= MAX_COUNT:
+        raise RuleError(f"rrule COUNT={parts['COUNT']} must be a whole number 1-{MAX_COUNT}")
+    return int(parts["COUNT"])
+
+
+def _check_interval(parts: dict[str, str]) -> None:
+    """Refuse an INTERVAL that is not a whole number of at least 1."""
     if "INTERVAL" in parts and (not re.fullmatch(r"\d+", parts["INTERVAL"]) or int(parts["INTERVAL"]) < 1):
         raise RuleError(f"rrule INTERVAL={parts['INTERVAL']} must be a whole number of at least 1")
-    body = ";".join(f"{k}={parts[k]}" for k in KEY_ORDER if k in parts)
-    try:  # let dateutil judge the BY* values now, with any start
+
+
+def _check_with_dateutil(body: str, s: str) -> None:
+    """Let dateutil judge the BY* values now, with any start."""
+    try:
         rrulestr(body, dtstart=datetime(2000, 1, 1))
     except (ValueError, TypeError, KeyError, IndexError) as e:
         if "empty" not in str(e):  # empty for this start is judged later with the real start
             raise RuleError(f"rrule {s!r} is not valid: {e}") from None
+
+
+def parse_rrule(text: str) -> ParsedRule:
+    """Check the syntax of an RRULE value and put it in canonical order.
+
+    Accepts ``FREQ=WEEKLY;BYDAY=MO;BYHOUR=6`` with or without a leading ``RRULE:``.
+    DTSTART is not part of the rule (it is the program's start); UNTIL and COUNT
+    are returned apart so the caller can store them as fields.
+    """
+    # The checks run in this order on purpose: the first failing one is the message shown.
+    s = _rule_text(text)
+    parts = _rule_parts(s)
+    freq = _check_freq(parts)
+    _check_bysecond(parts)
+    count = _rule_count(parts)
+    _check_interval(parts)
+    body = ";".join(f"{k}={parts[k]}" for k in KEY_ORDER if k in parts)
+    _check_with_dateutil(body, s)
     return ParsedRule(body=body, until=parts.get("UNTIL"), count=count, freq=freq)
 
 

@@ -113,18 +113,28 @@ def show(obj: CliContext, name: str, history_rows: int, history_minutes: int, as
         echo_json(r)
         return
     tz = obj.settings().tz
+    _echo_ap_status(r, tz)
+    _echo_ap_tables(r, tz)
+
+
+def _echo_ap_status(r: dict[str, Any], tz: object) -> None:
+    """The text lines of ``ap show``: identity, status, profile, system, error, clients, cpu/memory."""
     echo(f"{r['name']}  {r['host']}:{r['port']}  zone {r['zone']}")
     since = _local(r.get("status_since"), tz)
     echo(f"status   {r['status']} since {since}  flaps {r.get('flaps', 0)}")
     echo(f"profile  {r.get('matched_profile') or '-'} ({r.get('vendor') or ''} {r.get('model') or ''})")
     echo(f"system   {r.get('sys_name') or ''}  uptime {r.get('uptime_s') or '-'} s  "
-               f"response {r.get('response_ms') or '-'} ms  last poll {_local(r.get('last_poll'), tz)}")
+         f"response {r.get('response_ms') or '-'} ms  last poll {_local(r.get('last_poll'), tz)}")
     if r.get("last_error"):
         echo(f"error    {r['last_error']}")
     echo(f"clients  {r.get('clients') if r.get('clients') is not None else '-'}"
-               + "".join(f"  {k}: {v}" for k, v in (r.get("clients_by_ssid") or {}).items()))
+         + "".join(f"  {k}: {v}" for k, v in (r.get("clients_by_ssid") or {}).items()))
     if r.get("cpu_pct") is not None or r.get("mem_total"):
         echo(f"cpu      {r.get('cpu_pct')} %  memory {r.get('mem_used')} / {r.get('mem_total')} bytes")
+
+
+def _echo_ap_tables(r: dict[str, Any], tz: object) -> None:
+    """The tables of ``ap show``: interfaces, radios, the last status changes and recent polls."""
     rows = [{"name": i["name"], "status": {1: "up", 2: "down"}.get(i.get("oper_status"), "?"),
              "in": _bps(i.get("in_bps")), "out": _bps(i.get("out_bps")), "bits": i.get("counter_bits"),
              "errors": f"{i.get('in_errors') or 0}/{i.get('out_errors') or 0}"}

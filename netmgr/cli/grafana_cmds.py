@@ -80,24 +80,11 @@ def push(obj: CliContext, url: str | None, token: str | None, folder_title: str,
     Idempotent by uid: a second push reports every object unchanged. The data
     source's token is [influxdb] token, sent as `Authorization: Token ...`.
     """
-    from netmgr.errors import UsageError
     from netmgr.grafana import push as grafana_push
     from netmgr.grafana.provisioning import DatasourceOptions
     from netmgr.grafana.push import Grafana, Outcome, PushOptions
 
-    settings = None
-    if not (url and token and influx_url and database):
-        settings = obj.settings()
-    url = url or (settings.grafana.url if settings else "")
-    if not url:
-        raise UsageError("no Grafana URL: pass --url or set [grafana] url")
-    token = token or (settings.grafana.token.get_secret_value() if settings else "")
-    influx_url = influx_url or (settings.influxdb.url if settings else "")
-    if not influx_url:
-        raise UsageError("no InfluxDB URL for the Grafana data source: "
-                         "pass --influx-url or set [influxdb] url")
-    database = database or (settings.influxdb.bucket if settings else "netmgr")
-    influx_token = settings.influxdb.token.get_secret_value() if settings else ""
+    url, token, influx_url, database, influx_token = _push_settings(obj, url, token, influx_url, database)
 
     def show(o: Outcome) -> None:
         if not as_json:
@@ -112,3 +99,28 @@ def push(obj: CliContext, url: str | None, token: str | None, folder_title: str,
     else:
         counts = {a: sum(1 for o in outcomes if o.action == a) for a in ("created", "updated", "unchanged")}
         echo(f"{url}: " + ", ".join(f"{n} {a}" for a, n in counts.items()))
+
+
+def _push_settings(obj: CliContext, url: str | None, token: str | None, influx_url: str | None,
+                   database: str | None) -> tuple[str, str, str, str, str]:
+    """``push``'s Grafana URL and token, InfluxDB URL, database and InfluxDB token: options, then config.
+
+    The config is read only when an option is missing (all four given: no config file needed,
+    and the data source gets no InfluxDB token).
+    """
+    from netmgr.errors import UsageError
+
+    settings = None
+    if not (url and token and influx_url and database):
+        settings = obj.settings()
+    url = url or (settings.grafana.url if settings else "")
+    if not url:
+        raise UsageError("no Grafana URL: pass --url or set [grafana] url")
+    token = token or (settings.grafana.token.get_secret_value() if settings else "")
+    influx_url = influx_url or (settings.influxdb.url if settings else "")
+    if not influx_url:
+        raise UsageError("no InfluxDB URL for the Grafana data source: "
+                         "pass --influx-url or set [influxdb] url")
+    database = database or (settings.influxdb.bucket if settings else "netmgr")
+    influx_token = settings.influxdb.token.get_secret_value() if settings else ""
+    return url, token, influx_url, database, influx_token

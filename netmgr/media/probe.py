@@ -121,39 +121,62 @@ def sniff(f: BinaryIO, name: str) -> str:
     f.seek(0)
     head = f.read(4096)
     if head[:3] == b"ID3" and len(head) >= 10:
-        # ID3v2 tag (often with cover art) before MP3, AAC or FLAC data.
-        size = 10 + ((head[6] & 0x7F) << 21 | (head[7] & 0x7F) << 14 | (head[8] & 0x7F) << 7 | head[9] & 0x7F)
-        size += 10 if head[5] & 0x10 else 0
-        f.seek(size)
-        after = f.read(4096)
-        fmt = _frames(after) or ("flac" if after[:4] == b"fLaC" else None)
-        # Some encoders pad between the tag and the first frame; mutagen's MP3 reader searches.
-        return fmt or "mp3"
-    fmt = _frames(head)
+        return _after_id3(f, head)
+    fmt = _frames(head) or _container(f, head, name)
     if fmt:
         return fmt
+    raise refuse(name, _not_accepted(head))
+
+
+def _after_id3(f: BinaryIO, head: bytes) -> str:
+    """The format of the audio after the ID3v2 tag that ``head`` starts with."""
+    # ID3v2 tag (often with cover art) before MP3, AAC or FLAC data.
+    size = 10 + ((head[6] & 0x7F) << 21 | (head[7] & 0x7F) << 14 | (head[8] & 0x7F) << 7 | head[9] & 0x7F)
+    size += 10 if head[5] & 0x10 else 0
+    f.seek(size)
+    after = f.read(4096)
+    fmt = _frames(after) or ("flac" if after[:4] == b"fLaC" else None)
+    # Some encoders pad between the tag and the first frame; mutagen's MP3 reader searches.
+    return fmt or "mp3"
+
+
+def _container(f: BinaryIO, head: bytes, name: str) -> str | None:
+    """The accepted format of a FLAC, RIFF, Ogg or MP4 file; None when ``head`` is none of these.
+
+    Raises UsageError for a known container holding something not accepted.
+    """
     if head[:4] == b"fLaC":
         return "flac"
     if head[:4] == b"RIFF" and len(head) >= 12:
-        kind = head[8:12]
-        if kind == b"WAVE":
-            return "wav"
-        raise refuse(name, {b"WEBP": "not audio (WebP image)", b"AVI ": "not audio (AVI video)"}.get(
-            kind, f"unsupported format (RIFF {kind.decode('latin-1')!r})"))
+        return _riff(head, name)
     if head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC"):
         raise refuse(name, "unsupported audio format (AIFF)")
     if head[:4] == b"OggS":
         return _ogg(head, name)
     if head[4:8] in (b"ftyp", b"moov", b"mdat", b"wide", b"free"):
         return _mp4(f, head, name)
+    return None
+
+
+def _riff(head: bytes, name: str) -> str:
+    """``wav`` for a RIFF WAVE file; UsageError naming any other RIFF content."""
+    kind = head[8:12]
+    if kind == b"WAVE":
+        return "wav"
+    raise refuse(name, {b"WEBP": "not audio (WebP image)", b"AVI ": "not audio (AVI video)"}.get(
+        kind, f"unsupported format (RIFF {kind.decode('latin-1')!r})"))
+
+
+def _not_accepted(head: bytes) -> str:
+    """What a file that is no accepted audio is, for the refusal."""
     for magic, what in UNSUPPORTED:
         if head.startswith(magic):
-            raise refuse(name, f"unsupported format ({what})")
+            return f"unsupported format ({what})"
     for magic, what in NOT_AUDIO:
         if head.startswith(magic):
-            raise refuse(name, f"not audio ({what})")
+            return f"not audio ({what})"
     what = _text_kind(head) or f"unrecognised data, first bytes {head[:8].hex(' ')}"
-    raise refuse(name, f"not audio ({what})")
+    return f"not audio ({what})"
 
 
 def _frames(b: bytes) -> str | None:

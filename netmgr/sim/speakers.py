@@ -25,6 +25,7 @@ import random
 import sys
 import time
 from collections import Counter, OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -340,38 +341,53 @@ class SpeakerSim:
         self._act(n, cmd)
 
     def _act(self, n: Node, cmd: p.Command) -> None:
-        m = cmd.method
-        if m == "ping":
-            self._reply(n, cmd.id, "done", data={"ts": round(n.now(), 3)})
-        elif m == "volume":
-            n.volume = int(cmd.params["level"])
-            self._reply(n, cmd.id, "done", data={"volume": n.volume})
-        elif m == "sync":
-            self._reply(n, cmd.id, "done", data={"version": n.schedule.version if n.schedule else None})
-        elif m == "stop":
-            pb = n.playing
-            target = cmd.params.get("target")
-            rank = p.PRIORITY_RANK
-            if pb and target in (None, pb.id) and rank[pb.priority] <= rank[cmd.priority]:
-                self._end(n, pb, "stopped")
-            self._reply(n, cmd.id, "done")
-        elif m == "reboot":
-            self._reply(n, cmd.id, "accepted")
-            self._spawn(self._reboot(n))
-        elif m == "play":
-            item = cmd.params.get("item")
-            if item and (item in n.played_items or (n.playing and n.playing.id == item)):
-                # The daemon confirms an occurrence the node already plays from its schedule.
-                state = "playing" if n.playing and n.playing.id == item else "done"
-                self._reply(n, cmd.id, state, data={"item": item, "source": "schedule"})
-                return
-            until = cmd.params.get("until")
-            dur = cmd.params.get("duration_s") or (until - n.now() if until else DEFAULT_PLAY_S)
-            vol = cmd.params.get("volume")
-            if cmd.priority == "emergency" and vol is None:
-                vol = 100  # an emergency forces its volume
-            self._play(n, cmd.id, cmd.priority, int(vol if vol is not None else n.volume),
-                       float(dur), "command", item=item)
+        """Act on a valid, fresh command; a method the simulator does not know is ignored."""
+        handler = _ACTIONS.get(cmd.method)
+        if handler is not None:
+            handler(self, n, cmd)
+
+    def _act_ping(self, n: Node, cmd: p.Command) -> None:
+        """Answer with the node's clock."""
+        self._reply(n, cmd.id, "done", data={"ts": round(n.now(), 3)})
+
+    def _act_volume(self, n: Node, cmd: p.Command) -> None:
+        """Set the node's default volume."""
+        n.volume = int(cmd.params["level"])
+        self._reply(n, cmd.id, "done", data={"volume": n.volume})
+
+    def _act_sync(self, n: Node, cmd: p.Command) -> None:
+        """Answer with the version of the cached schedule (None: no schedule)."""
+        self._reply(n, cmd.id, "done", data={"version": n.schedule.version if n.schedule else None})
+
+    def _act_stop(self, n: Node, cmd: p.Command) -> None:
+        """Stop the current playback (or only ``target``) unless it outranks the stop's priority."""
+        pb = n.playing
+        target = cmd.params.get("target")
+        rank = p.PRIORITY_RANK
+        if pb and target in (None, pb.id) and rank[pb.priority] <= rank[cmd.priority]:
+            self._end(n, pb, "stopped")
+        self._reply(n, cmd.id, "done")
+
+    def _act_reboot(self, n: Node, cmd: p.Command) -> None:
+        """Accept, then reboot the node (see _reboot)."""
+        self._reply(n, cmd.id, "accepted")
+        self._spawn(self._reboot(n))
+
+    def _act_play(self, n: Node, cmd: p.Command) -> None:
+        """Play for ``duration_s`` or ``until`` (default: a live stream); an emergency forces its volume."""
+        item = cmd.params.get("item")
+        if item and (item in n.played_items or (n.playing and n.playing.id == item)):
+            # The daemon confirms an occurrence the node already plays from its schedule.
+            state = "playing" if n.playing and n.playing.id == item else "done"
+            self._reply(n, cmd.id, state, data={"item": item, "source": "schedule"})
+            return
+        until = cmd.params.get("until")
+        dur = cmd.params.get("duration_s") or (until - n.now() if until else DEFAULT_PLAY_S)
+        vol = cmd.params.get("volume")
+        if cmd.priority == "emergency" and vol is None:
+            vol = 100  # an emergency forces its volume
+        self._play(n, cmd.id, cmd.priority, int(vol if vol is not None else n.volume),
+                   float(dur), "command", item=item)
 
     def _play(self, n: Node, pid: str, priority: str, volume: int, duration: float, source: str,
                     item: str | None = None) -> bool:
@@ -442,6 +458,17 @@ class SpeakerSim:
                     vol = it.volume if it.volume is not None else (
                         100 if it.priority == "emergency" else n.volume)
                     self._play(n, it.id, it.priority, vol, it.end - now, "schedule")
+
+
+# A command's method -> what a node does with it (SpeakerSim._act).
+_ACTIONS: dict[str, Callable[[SpeakerSim, Node, p.Command], None]] = {
+    "ping": SpeakerSim._act_ping,
+    "volume": SpeakerSim._act_volume,
+    "sync": SpeakerSim._act_sync,
+    "stop": SpeakerSim._act_stop,
+    "reboot": SpeakerSim._act_reboot,
+    "play": SpeakerSim._act_play,
+}
 
 
 # ---------------------------------------------------------------------- process entry point

@@ -159,6 +159,29 @@ class SnmpClient:
     async def get_next(self, t: Target, oids: list[OID]) -> list[VarBind]:
         return await self._request(t, ber.GETNEXT, oids)
 
+    async def _walk_request(self, t: Target, asks: list[OID], mr: int,
+                            use_bulk: bool) -> tuple[list[VarBind] | None, int, bool]:
+        """One request of a walk: (varbinds, max-repetitions, use GETBULK) for the next one.
+
+        Varbinds None: ask again with the returned max-repetitions / GETNEXT.
+        """
+        if not use_bulk:
+            return await self.get_next(t, asks), mr, False
+        try:
+            vbs = await self.get_bulk(t, 0, mr, asks)
+        except SnmpBadResponse as e:
+            status = getattr(e, "error_status", None)
+            if status == TOO_BIG and mr > 1:
+                return None, max(1, mr // 2), True
+            if status is not None and status != TOO_BIG:
+                # Agents that mishandle GETBULK (genErr, noSuchName, badValue):
+                # walk the rest with GETNEXT, which every agent implements.
+                return None, mr, False
+            raise
+        if not vbs:  # an empty GETBULK answer: same fallback
+            return None, mr, False
+        return vbs, mr, True
+
     async def walk_columns(self, t: Target, columns: list[OID], max_repetitions: int | None = None,
                            max_rows: int = MAX_ROWS) -> dict[OID, list[VarBind]]:
         """Walk several table columns at once; each column stops at the end of its own subtree.
@@ -176,49 +199,43 @@ class SnmpClient:
         use_bulk = t.bulk and t.version != "1"
         while active:
             asks = [cursor[c] for c in active]
-            if use_bulk:
-                try:
-                    vbs = await self.get_bulk(t, 0, mr, asks)
-                except SnmpBadResponse as e:
-                    status = getattr(e, "error_status", None)
-                    if status == TOO_BIG and mr > 1:
-                        mr = max(1, mr // 2)
-                        continue
-                    if status is not None and status != TOO_BIG:
-                        # Agents that mishandle GETBULK (genErr, noSuchName, badValue):
-                        # walk the rest with GETNEXT, which every agent implements.
-                        use_bulk = False
-                        continue
-                    raise
-                if not vbs:  # an empty GETBULK answer: same fallback
-                    use_bulk = False
-                    continue
-            else:
-                vbs = await self.get_next(t, asks)
+            vbs, mr, use_bulk = await self._walk_request(t, asks, mr, use_bulk)
+            if vbs is None:  # fall back or shrink, then ask again
+                continue
             if not vbs:
                 raise SnmpBadResponse(t.label, "empty response to a walk request")
-            width = len(active)
-            done: set[OID] = set()
-            for k, vb in enumerate(vbs):
-                col = active[k % width]
-                if col in done:
-                    continue
-                n = len(col)
-                if vb.tag == Tag.END_OF_MIB_VIEW or vb.oid[:n] != col or vb.tag in (
-                        Tag.NO_SUCH_OBJECT, Tag.NO_SUCH_INSTANCE):
-                    done.add(col)
-                    continue
-                if vb.oid <= cursor[col]:
-                    raise SnmpBadResponse(t.label, f"agent returned non-increasing OID "
-                                          f"{'.'.join(map(str, vb.oid))} while walking "
-                                          f"{'.'.join(map(str, col))}")
-                cursor[col] = vb.oid
-                rows = out[col]
-                rows.append(vb)
-                if len(rows) > max_rows:
-                    raise SnmpBadResponse(t.label, f"more than {max_rows} rows under "
-                                          f"{'.'.join(map(str, col))}; is the agent looping?")
+            done = _absorb_walk_response(t, active, vbs, cursor, out, max_rows)
             # Columns whose rows this (possibly trimmed) answer did not finish stay active and
             # are asked again from their cursor.
             active = [c for c in active if c not in done]
         return out
+
+
+def _absorb_walk_response(t: Target, active: list[OID], vbs: list[VarBind], cursor: dict[OID, OID],
+                          out: dict[OID, list[VarBind]], max_rows: int) -> set[OID]:
+    """Append one walk answer's varbinds to their columns (``active`` round robin); return the finished.
+
+    Moves each column's cursor; a non-increasing OID or more than ``max_rows`` rows is an error.
+    """
+    width = len(active)
+    done: set[OID] = set()
+    for k, vb in enumerate(vbs):
+        col = active[k % width]
+        if col in done:
+            continue
+        n = len(col)
+        if vb.tag == Tag.END_OF_MIB_VIEW or vb.oid[:n] != col or vb.tag in (
+                Tag.NO_SUCH_OBJECT, Tag.NO_SUCH_INSTANCE):
+            done.add(col)
+            continue
+        if vb.oid <= cursor[col]:
+            raise SnmpBadResponse(t.label, f"agent returned non-increasing OID "
+                                  f"{'.'.join(map(str, vb.oid))} while walking "
+                                  f"{'.'.join(map(str, col))}")
+        cursor[col] = vb.oid
+        rows = out[col]
+        rows.append(vb)
+        if len(rows) > max_rows:
+            raise SnmpBadResponse(t.label, f"more than {max_rows} rows under "
+                                  f"{'.'.join(map(str, col))}; is the agent looping?")
+    return done

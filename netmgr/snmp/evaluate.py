@@ -242,40 +242,49 @@ def _client_source(
     """One source's client count (None: the agent does not have it), labelling as it goes."""
     if src.scalar:
         return _int(s.get(src.scalar))
-    count: int | None = None
     if src.extend:
-        for index, row in tables.get("extend", {}).items():
-            name = decode_extend_name(index)
-            m = re.fullmatch(src.extend, name or "")
-            v = _int(row.get("output"))
-            if m is None or v is None:
-                continue
-            label = m.groupdict().get("radio")
-            if label:
-                r.clients_by_radio[label] = r.clients_by_radio.get(label, 0) + v
-            label = m.groupdict().get("ssid")
-            if label:
-                r.clients_by_ssid[label] = r.clients_by_ssid.get(label, 0) + v
-            count = (count or 0) + v
-        return count
+        return _extend_clients(src.extend, tables, r)
     assert src.table
-    rows = tables.get(src.table, {})
+    return _table_clients(src, src.table, tables, r)
+
+
+def _add_count(counts: dict[str, int], label: object, n: int) -> None:
+    """Add ``n`` to ``counts[label]``; an absent or empty label counts nowhere."""
+    if label not in (None, ""):
+        counts[str(label)] = counts.get(str(label), 0) + n
+
+
+def _extend_clients(pattern: str, tables: dict[str, Rows], r: PollResult) -> int | None:
+    """Sum the NET-SNMP-EXTEND outputs whose name fully matches ``pattern`` (groups radio, ssid label)."""
+    count: int | None = None
+    for index, row in tables.get("extend", {}).items():
+        name = decode_extend_name(index)
+        m = re.fullmatch(pattern, name or "")
+        v = _int(row.get("output"))
+        if m is None or v is None:
+            continue
+        groups = m.groupdict()
+        _add_count(r.clients_by_radio, groups.get("radio"), v)
+        _add_count(r.clients_by_ssid, groups.get("ssid"), v)
+        count = (count or 0) + v
+    return count
+
+
+def _table_clients(src: ClientSource, table: str, tables: dict[str, Rows], r: PollResult) -> int | None:
+    """Count (``count``) or sum (``sum``) the rows of ``table`` that pass ``where``, by ssid and radio."""
+    count: int | None = None
     if src.count:
         count = 0  # an empty registration table walks to nothing: that is a real zero
-    for index, row in rows.items():
-        if src.where and not all(re.search(rx, str(resolve(col, src.table, index, row, tables) or ""))
+    for index, row in tables.get(table, {}).items():
+        if src.where and not all(re.search(rx, str(resolve(col, table, index, row, tables) or ""))
                                  for col, rx in src.where.items()):
             continue
         n = (1 if row.get(src.count) is not None else None) if src.count else _int(row.get(src.sum))
         if n is None:
             continue
         count = (count or 0) + n
-        ssid = resolve(src.ssid, src.table, index, row, tables)
-        if ssid not in (None, ""):
-            r.clients_by_ssid[str(ssid)] = r.clients_by_ssid.get(str(ssid), 0) + n
-        radio = resolve(src.radio, src.table, index, row, tables)
-        if radio not in (None, ""):
-            r.clients_by_radio[str(radio)] = r.clients_by_radio.get(str(radio), 0) + n
+        _add_count(r.clients_by_ssid, resolve(src.ssid, table, index, row, tables), n)
+        _add_count(r.clients_by_radio, resolve(src.radio, table, index, row, tables), n)
     return count
 
 

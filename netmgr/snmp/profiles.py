@@ -336,70 +336,117 @@ def _merge(files: dict[str, tuple[Path, ProfileFile]], name: str, seen: tuple[st
     )
 
 
-def _check_refs(p: Profile) -> list[str]:
-    """Cross-references: every table/column/scalar a semantic section names exists."""
+def _ref_problems(p: Profile, table: str, ref: Ref | None, where: str) -> list[str]:
+    """Problems with one row reference ``ref`` used in ``table`` (see ``Ref``); [] when it resolves."""
+    if ref is None or ref == "index" or re.fullmatch(r"index\[-?\d+\]", ref):
+        return []
+    if "." not in ref:
+        if table not in p.tables or ref not in p.tables[table].columns:
+            return [f"{where}: {ref!r} is not a column of table {table!r}"]
+        return []
     problems = []
+    t, c = ref.split(".", 1)
+    if "@" in c:
+        c, sl = c.split("@", 1)
+        if not re.fullmatch(r"-?\d*:-?\d*", sl):
+            problems.append(f"{where}: {ref!r}: after '@' comes an index slice like -1: or :6")
+    # Checked even after a bad slice: a ref can be wrong in both ways and both are reported.
+    if t not in p.tables or c not in p.tables[t].columns:
+        problems.append(f"{where}: lookup {ref!r} names no table.column")
+    return problems
 
-    def ref_ok(table: str, ref: str | None, where: str) -> None:
-        if ref is None or ref == "index" or re.fullmatch(r"index\[-?\d+\]", ref):
-            return
-        if "." in ref:
-            t, c = ref.split(".", 1)
-            if "@" in c:
-                c, sl = c.split("@", 1)
-                if not re.fullmatch(r"-?\d*:-?\d*", sl):
-                    problems.append(f"{where}: {ref!r}: after '@' comes an index slice like -1: or :6")
-            if t not in p.tables or c not in p.tables[t].columns:
-                problems.append(f"{where}: lookup {ref!r} names no table.column")
-        elif table not in p.tables or ref not in p.tables[table].columns:
-            problems.append(f"{where}: {ref!r} is not a column of table {table!r}")
 
+def _check_clients(p: Profile) -> list[str]:
+    """Problems in the ``clients`` sources, source by source."""
+    problems: list[str] = []
     for i, c in enumerate(p.clients):
         where = f"clients[{i}]"
         if c.table and c.table not in p.tables:
+            # Its refs cannot resolve either: one line for the cause is enough.
             problems.append(f"{where}: unknown table {c.table!r}")
             continue
         for attr in ("sum", "count", "ssid", "radio"):
-            ref_ok(c.table or "", getattr(c, attr), f"{where}.{attr}")
+            problems += _ref_problems(p, c.table or "", getattr(c, attr), f"{where}.{attr}")
         for col in (c.where or {}):
-            ref_ok(c.table or "", col, f"{where}.where")
+            problems += _ref_problems(p, c.table or "", col, f"{where}.where")
         if c.scalar and c.scalar not in p.scalars:
             problems.append(f"{where}.scalar: unknown scalar {c.scalar!r}")
         if c.extend and "extend" not in p.tables:
             problems.append(f"{where}.extend: needs the 'extend' table (NET-SNMP-EXTEND-MIB)")
-    if p.cpu:
-        if p.cpu.scalar and p.cpu.scalar not in p.scalars:
-            problems.append(f"cpu.scalar: unknown scalar {p.cpu.scalar!r}")
-        if p.cpu.table:
-            ref_ok(p.cpu.table, p.cpu.column, "cpu.column")
-            if p.cpu.table not in p.tables:
-                problems.append(f"cpu.table: unknown table {p.cpu.table!r}")
-    if p.memory and not p.memory.hr_storage:
-        for attr in ("total", "used", "free"):
-            v = getattr(p.memory, attr)
-            if v and v not in p.scalars:
-                problems.append(f"memory.{attr}: unknown scalar {v!r}")
-        if not p.memory.total or not (p.memory.used or p.memory.free):
-            problems.append("memory: needs total and one of used/free (or hr_storage: true)")
-    if p.radios and p.radios.from_extend:
+    return problems
+
+
+def _check_cpu(p: Profile) -> list[str]:
+    """Problems in the ``cpu`` section."""
+    problems: list[str] = []
+    if not p.cpu:
+        return problems
+    if p.cpu.scalar and p.cpu.scalar not in p.scalars:
+        problems.append(f"cpu.scalar: unknown scalar {p.cpu.scalar!r}")
+    if p.cpu.table:
+        problems += _ref_problems(p, p.cpu.table, p.cpu.column, "cpu.column")
+        if p.cpu.table not in p.tables:
+            problems.append(f"cpu.table: unknown table {p.cpu.table!r}")
+    return problems
+
+
+def _check_memory(p: Profile) -> list[str]:
+    """Problems in the ``memory`` section (none to check when it reads hrStorage)."""
+    if not p.memory or p.memory.hr_storage:
+        return []
+    problems = [f"memory.{attr}: unknown scalar {v!r}"
+                for attr in ("total", "used", "free")
+                if (v := getattr(p.memory, attr)) and v not in p.scalars]
+    if not p.memory.total or not (p.memory.used or p.memory.free):
+        problems.append("memory: needs total and one of used/free (or hr_storage: true)")
+    return problems
+
+
+def _check_radios(p: Profile) -> list[str]:
+    """Problems in the ``radios`` section."""
+    if not p.radios:
+        return []
+    if p.radios.from_extend:
         if "extend" not in p.tables:
-            problems.append("radios.from_extend: needs the 'extend' table (NET-SNMP-EXTEND-MIB)")
-    elif p.radios and p.radios.table:
-        if p.radios.table not in p.tables:
-            problems.append(f"radios.table: unknown table {p.radios.table!r}")
-        else:
-            for attr in ("name", "channel", "noise", "clients", "tx_power"):
-                ref_ok(p.radios.table, getattr(p.radios, attr), f"radios.{attr}")
+            return ["radios.from_extend: needs the 'extend' table (NET-SNMP-EXTEND-MIB)"]
+        return []
+    if not p.radios.table:
+        return []
+    if p.radios.table not in p.tables:
+        return [f"radios.table: unknown table {p.radios.table!r}"]
+    problems: list[str] = []
+    for attr in ("name", "channel", "noise", "clients", "tx_power"):
+        problems += _ref_problems(p, p.radios.table, getattr(p.radios, attr), f"radios.{attr}")
+    return problems
+
+
+def _check_interfaces(p: Profile) -> list[str]:
+    """Problems in the ``interfaces`` roles; only roles the profile set are checked."""
     itf = p.interfaces
     if itf.table not in p.tables:
+        # The default table ("if") is only there in profiles that inherit IF-MIB; one without
+        # it simply has no interfaces. A table the profile names itself must exist.
         if "table" in itf.model_fields_set:
-            problems.append(f"interfaces.table: unknown table {itf.table!r}")
-    else:
-        for role in sorted(itf.model_fields_set - {"table"}):
-            ref_ok(itf.table, getattr(itf, role), f"interfaces.{role}")
+            return [f"interfaces.table: unknown table {itf.table!r}"]
+        return []
+    problems: list[str] = []
+    for role in sorted(itf.model_fields_set - {"table"}):
+        problems += _ref_problems(p, itf.table, getattr(itf, role), f"interfaces.{role}")
+    return problems
+
+
+def _check_labels(p: Profile) -> list[str]:
+    """Problems in the tables' ``labels`` refs."""
+    problems: list[str] = []
     for t in p.tables.values():
         for i, ref in enumerate(t.labels):
-            ref_ok(t.name, ref, f"tables.{t.name}.labels[{i}]")
+            problems += _ref_problems(p, t.name, ref, f"tables.{t.name}.labels[{i}]")
+    return problems
+
+
+def _check_oids(p: Profile) -> list[str]:
+    """OIDs used twice: scalars first, then table columns, each against all before it."""
+    problems: list[str] = []
     oids: dict[str, str] = {}
     for s in p.scalars.values():
         if s.oid in oids:
@@ -411,6 +458,14 @@ def _check_refs(p: Profile) -> list[str]:
                 problems.append(f"table {t.name}.{cname}: OID {c.oid} also used by {oids[c.oid]}")
             oids[c.oid] = f"{t.name}.{cname}"
     return problems
+
+
+def _check_refs(p: Profile) -> list[str]:
+    """Cross-references: every table/column/scalar a semantic section names exists."""
+    # The order of the sections is the order problems are reported in.
+    checks = (_check_clients, _check_cpu, _check_memory, _check_radios, _check_interfaces,
+              _check_labels, _check_oids)
+    return [problem for check in checks for problem in check(p)]
 
 
 def load_profiles(directory: Path | None = None) -> Profiles:
