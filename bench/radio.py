@@ -154,7 +154,7 @@ async def main() -> None:
     from netmgr.radio.mqtt import Broker
     from netmgr.radio.service import RadioService
     try:
-        from netmgr.telemetry.service import TelemetryHub
+        from netmgr.telemetry.hub import TelemetryHub
     except ImportError:  # the telemetry pipeline is optional for this benchmark
         TelemetryHub = None
 

@@ -101,8 +101,9 @@ async def netmgr_rounds(targets: list[tuple[str, int]], rounds: int, concurrency
 async def netmgr_schedule(targets: list[tuple[str, int]], seconds: float, interval: float,
                           concurrency: int) -> dict:
     from netmgr.snmp.client import SnmpClient, Target
-    from netmgr.snmp.poller import ApRuntime, Poller
+    from netmgr.snmp.poller import Poller
     from netmgr.snmp.profiles import Profiles
+    from netmgr.snmp.state import ApRuntime
 
     profile = bench_profile()
     async with SnmpClient() as client:

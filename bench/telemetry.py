@@ -123,10 +123,11 @@ async def client_send(url: str, rounds: list[list]) -> dict:
 async def replay(url: str, total_points: int, state: Path, rounds: list[list]) -> dict:
     """Fill the spool (fsync on, as in production), then let the real service replay it."""
     from netmgr.config import Settings
-    from netmgr.daemon import DaemonContext
+    from netmgr.runtime import DaemonContext
     from netmgr.sdnotify import Notifier
+    from netmgr.telemetry.hub import TelemetryHub
     from netmgr.telemetry.lineproto import Encoder
-    from netmgr.telemetry.service import SPOOL_DIR, TelemetryHub, TelemetryService
+    from netmgr.telemetry.service import SPOOL_DIR, TelemetryService
     from netmgr.telemetry.spool import Spool
 
     enc = Encoder()
@@ -169,10 +170,10 @@ def listener_cost(n_aps: int) -> dict:
     """The poller's listener (ap_points + submit) and what the pipeline then does per poll."""
     import fleet
 
+    from netmgr.snmp.points import ap_points
+    from netmgr.telemetry.hub import TelemetryHub
     from netmgr.telemetry.lineproto import Encoder
-    from netmgr.telemetry.points import ap_points
     from netmgr.telemetry.ring import Ring
-    from netmgr.telemetry.service import TelemetryHub
 
     aps = fleet.ap_fleet(n_aps)
     now = time.time_ns()
