@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parent))  # the helpers: `from support import ...`
 
-import services
+from support import services
 
 REPO = Path(__file__).resolve().parent.parent
 SIM_DIR = REPO / "devices" / "sim"
