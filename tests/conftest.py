@@ -108,6 +108,15 @@ def snmpsim(snmpsim_factory) -> services.Snmpsim:
 
 
 @pytest.fixture(scope="session")
+def shared_snmprec() -> Path:
+    """The real device captures (LibreNMS test fixtures), kept outside the project in
+    ../shared/data/snmprec; the tests using them skip when the folder is absent."""
+    if not SHARED_SNMPREC.is_dir():
+        pytest.skip(f"the real captures in ../shared/data/snmprec are absent ({SHARED_SNMPREC})")
+    return SHARED_SNMPREC
+
+
+@pytest.fixture(scope="session")
 def victoriametrics() -> Iterator[services.VictoriaMetrics]:
     vm = services.VictoriaMetrics()
     yield vm
