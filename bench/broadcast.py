@@ -119,7 +119,7 @@ def quantiles(acc: list[float], n: int) -> dict:
 
 
 def bench_now(nodes: int, rounds: int) -> list[dict]:
-    import services
+    from support import services
 
     m = services.Mosquitto()
     work = Path(services.workdir("bench-broadcast"))

@@ -149,7 +149,7 @@ async def main() -> None:
     args = ap.parse_args()
     n = args.nodes
 
-    import services
+    from support import services
 
     from netmgr.radio.mqtt import Broker
     from netmgr.radio.service import RadioService

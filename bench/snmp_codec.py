@@ -4,7 +4,7 @@
 
 Encodes a GETBULK request and decodes a Response of ~30 varbinds (a mix of ifTable
 counters, strings and sysUpTime) with each codec; prints one JSON line and a summary.
-With ``--snmpd`` it also starts a net-snmp agent (tests/services.py) and measures the
+With ``--snmpd`` it also starts a net-snmp agent (tests/support/services.py) and measures the
 client's CPU per simulated AP poll: one GET of 6 scalars + one GETBULK walk of 8 ifTable
 columns, through the real socket.
 """
@@ -83,7 +83,7 @@ def py_decode(wire: bytes) -> list:
 
 async def poll_cpu(polls: int) -> dict:
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-    from services import Snmpd  # type: ignore[import-not-found]
+    from support.services import Snmpd  # type: ignore[import-not-found]
 
     from netmgr.snmp.client import SnmpClient, Target
 

@@ -190,7 +190,7 @@ def main() -> None:
         print(json.dumps(out))
         return
 
-    import services
+    from support import services
 
     agents = [services.Snmpd(community=COMMUNITY) for _ in range(args.agents)]
     targets = [("127.0.0.1", agents[i % len(agents)].port) for i in range(args.aps)]

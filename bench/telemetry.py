@@ -5,7 +5,7 @@ poller listener's cost per poll.
     .venv/bin/python bench/telemetry.py [--aps 2000] [--speakers 500] [--rounds 10] [--spool-points 500000]
 
 The points are a province's, made by the real builders from the vendor recordings
-(tests/fleet.py): per round one ``ap`` per AP plus its ``ap_if`` and ``ap_radio``,
+(tests/support/fleet.py): per round one ``ap`` per AP plus its ``ap_if`` and ``ap_radio``,
 and speaker, broadcast and netmgr points. Both encoders send the same points, in
 batches of 5,000, gzip on, one request in flight, to one VictoriaMetrics; CPU is
 this process's own (user + system): the server's work is not in either figure.
@@ -35,7 +35,7 @@ BATCH = 5000
 
 def vm_rows(vm) -> int:
     """Samples VictoriaMetrics has ingested over the InfluxDB protocol so far."""
-    import services
+    from support import services
 
     status, body = services.http_get(f"{vm.url}/metrics")
     assert status == 200
@@ -49,7 +49,7 @@ def cpu() -> float:
 
 
 def province_rounds(aps: int, speakers: int, rounds: int) -> list[list]:
-    import fleet
+    from support import fleet
 
     from netmgr.telemetry.points import Point
 
@@ -168,7 +168,7 @@ async def replay(url: str, total_points: int, state: Path, rounds: list[list]) -
 
 def listener_cost(n_aps: int) -> dict:
     """The poller's listener (ap_points + submit) and what the pipeline then does per poll."""
-    import fleet
+    from support import fleet
 
     from netmgr.snmp.points import ap_points
     from netmgr.telemetry.hub import TelemetryHub
@@ -207,7 +207,7 @@ def main() -> None:
     ap.add_argument("--listener-aps", type=int, default=10_000)
     args = ap.parse_args()
 
-    import services
+    from support import services
 
     vm = services.VictoriaMetrics()
     try:

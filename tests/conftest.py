@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parent))  # the helpers: `from support import ...`
 
-import services
+from support import services
 
 REPO = Path(__file__).resolve().parent.parent
 SIM_DIR = REPO / "devices" / "sim"
@@ -105,6 +105,15 @@ def snmpsim_factory() -> Iterator:
 def snmpsim(snmpsim_factory) -> services.Snmpsim:
     """snmpsim serving the project's own recordings in devices/sim."""
     return snmpsim_factory(SIM_DIR)
+
+
+@pytest.fixture(scope="session")
+def shared_snmprec() -> Path:
+    """The real device captures (LibreNMS test fixtures), kept outside the project in
+    ../shared/data/snmprec; the tests using them skip when the folder is absent."""
+    if not SHARED_SNMPREC.is_dir():
+        pytest.skip(f"the real captures in ../shared/data/snmprec are absent ({SHARED_SNMPREC})")
+    return SHARED_SNMPREC
 
 
 @pytest.fixture(scope="session")

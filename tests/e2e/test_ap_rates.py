@@ -10,8 +10,9 @@ import subprocess
 import sys
 
 import pytest
-import services
-from services import SERVERS, chown, free_port, http_get, wait_for
+from support import services
+from support.services import SERVERS, chown, free_port, http_get
+from support.waiting import wait_for
 
 WRAP = 2**32
 ZONE = "binh-phuoc"

@@ -5,77 +5,17 @@ attempt (audited), an emergency `now --wait` with offline nodes, the plan, the r
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
 import signal
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import waiting
-from services import free_port, http_get
+from support.broadcast_stack import NODES, POLL, A, B, api_up, cli, seed, setup_env, start_daemon
+from support.services import free_port, http_get
+from support.waiting import until
 
 from netmgr.radio.mqtt import Broker
 from netmgr.sim.speakers import SimConfig, SpeakerSim
-
-A = "binh-phuoc/dong-xoai/tan-phu"
-B = "binh-phuoc/dong-xoai/tien-thanh"
-NODES = {**{f"tp-{i}": A for i in range(6)}, **{f"tt-{i}": B for i in range(4)}}
-
-
-async def cli(env, *args, ok: bool = True, timeout: float = 120) -> subprocess.CompletedProcess:
-    """Run the real CLI in a subprocess; with ``ok`` assert it exited 0."""
-    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "netmgr", *args, env=env,
-                                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    out, err = await asyncio.wait_for(proc.communicate(), timeout)
-    r = subprocess.CompletedProcess(args, proc.returncode, out.decode(), err.decode())
-    if ok:
-        assert r.returncode == 0, f"netmgr {' '.join(args)}: {r.stderr}{r.stdout}"
-    return r
-
-
-async def until(fn, timeout: float, what: str, interval: float = 0.3):
-    """waiting.until, polling less often: these conditions run the CLI."""
-    return await waiting.until(fn, timeout, what, interval)
-
-
-def start_daemon(tmp_path: Path, m, env) -> subprocess.Popen:
-    log = (tmp_path / "daemon.log").open("a")
-    return subprocess.Popen([sys.executable, "-m", "netmgr", "run"], env=env, stdout=log, stderr=subprocess.STDOUT)
-
-
-def setup_env(tmp_path: Path, m, port: int) -> dict[str, str]:
-    cfg = tmp_path / "netmgr.toml"
-    cfg.write_text(f'[daemon]\nstate_dir = "{tmp_path / "state"}"\n[api]\nport = {port}\n[snmp]\nenabled = false\n'
-                   f'[mqtt]\nport = {m.port}\ntelemetry_interval = 2\nack_timeout = 3\n', encoding="utf-8")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NETMGR_")}
-    env.update(NETMGR_CONFIG=str(cfg), NETMGR_SERVER=f"http://127.0.0.1:{port}", XDG_CONFIG_HOME=str(tmp_path))
-    return env
-
-
-async def api_up(port: int) -> bool:
-    try:
-        return http_get(f"http://127.0.0.1:{port}/healthz")[0] == 200
-    except OSError:
-        return False
-
-
-async def seed(env, tmp_path: Path) -> dict[str, str]:
-    zones = tmp_path / "zones.yaml"
-    zones.write_text("- {path: binh-phuoc, name: Bình Phước}\n- {path: binh-phuoc/dong-xoai, name: Đồng Xoài}\n"
-                     f"- {{path: {A}, name: Tân Phú}}\n- {{path: {B}, name: Tiến Thành}}\n", encoding="utf-8")
-    await cli(env, "zone", "import", str(zones))
-    csv = tmp_path / "speakers.csv"
-    csv.write_text("id,zone\n" + "".join(f"{n},{z}\n" for n, z in NODES.items()), encoding="utf-8")
-    await cli(env, "speaker", "import", str(csv))
-    tokens = {}
-    for name, args in (("op-a", ["--role", "operator", "--zone", A]),
-                       ("op-b", ["--role", "operator", "--zone", B]),
-                       ("chief", ["--role", "operator", "--zone", "binh-phuoc/dong-xoai", "--emergency"])):
-        tokens[name] = json.loads((await cli(env, "user", "add", name, *args, "--json")).stdout)["token"]
-    return tokens
 
 
 async def test_broadcast_day(tmp_path: Path, mosquitto_factory) -> None:
@@ -85,7 +25,7 @@ async def test_broadcast_day(tmp_path: Path, mosquitto_factory) -> None:
     env["NETMGR_TOKEN"] = json.loads((await cli(env, "user", "add", "root", "--role", "admin", "--json")).stdout)["token"]
     proc = start_daemon(tmp_path, mosquitto, env)
     try:
-        await until(lambda: api_up(port), 30, "the API")
+        await until(lambda: api_up(port), 30, "the API", interval=POLL)
         tokens = await seed(env, tmp_path)
         op_a = {**env, "NETMGR_TOKEN": tokens["op-a"]}
         op_b = {**env, "NETMGR_TOKEN": tokens["op-b"]}
@@ -101,9 +41,9 @@ async def test_broadcast_day(tmp_path: Path, mosquitto_factory) -> None:
                                       "--json")).stdout)
             pid = r["id"]
             occ = f"p{pid}-{at:%Y%m%dT%H%M%SZ}"
-            await until(lambda: asyncio.sleep(0, all(sim.nodes[n].schedule and sim.nodes[n].schedule.items
-                                                     for n in NODES if NODES[n] == A)), 15,
-                        "the schedule on every node of commune A")
+            await until(lambda: all(sim.nodes[n].schedule and sim.nodes[n].schedule.items
+                                    for n in NODES if NODES[n] == A), 15,
+                        "the schedule on every node of commune A", interval=POLL)
             assert all(sim.nodes[n].schedule is None or not sim.nodes[n].schedule.items
                        for n in NODES if NODES[n] == B)
 
@@ -127,7 +67,7 @@ async def test_broadcast_day(tmp_path: Path, mosquitto_factory) -> None:
                     return None
                 d = json.loads(c.stdout)
                 return d if d["summary"] == {"done": 6} else None
-            cmd = await until(played_everywhere, 40, "the scheduled occurrence done on commune A's 6 nodes")
+            cmd = await until(played_everywhere, 40, "the scheduled occurrence done on commune A's 6 nodes", interval=POLL)
             assert all(e["data"].get("outcome") == "completed" for e in cmd["deliveries"])
             for n in NODES:
                 plays = [e for e in sim.nodes[n].log if e[1] == occ and e[2] == "playing"]
@@ -139,7 +79,7 @@ async def test_broadcast_day(tmp_path: Path, mosquitto_factory) -> None:
             async def two_offline():
                 r = await cli(env, "speaker", "list", "--status", "offline", "--json")
                 return len(json.loads(r.stdout)) == 2
-            await until(two_offline, 20, "two nodes offline")
+            await until(two_offline, 20, "two nodes offline", interval=POLL)
             r = await cli(chief, "broadcast", "now", "--zone", "binh-phuoc/dong-xoai", "--url",
                           "http://127.0.0.1:9/storm.mp3", "--emergency", "--duration", "3s", "--wait", "--json",
                           "--timeout", "40")
@@ -185,7 +125,7 @@ async def test_broadcast_day(tmp_path: Path, mosquitto_factory) -> None:
             async def emergency_point():
                 pts = history(tmp_path / "state" / "telemetry.db", "broadcast", "priority", "emergency", 0)
                 return pts and pts[-1]["fields"]["played"] == 8 and pts[-1]
-            pt = await until(emergency_point, 20, "the emergency's outcome in the telemetry ring")
+            pt = await until(emergency_point, 20, "the emergency's outcome in the telemetry ring", interval=POLL)
             assert pt["fields"]["offline"] == 2 and pt["fields"]["targets"] == 10
             assert pt["tags"]["zone"] == "binh-phuoc/dong-xoai" and pt["fields"]["latency_ms"] > 0
 
@@ -200,7 +140,7 @@ async def test_broadcast_day(tmp_path: Path, mosquitto_factory) -> None:
                 emerg = [i for i in rep["items"] if i["priority"] == "emergency"]
                 done = {i["id"]: i for i in rep["items"]}.get(occ, {}).get("played") == 6
                 return rep if done and emerg and emerg[0]["played"] + emerg[0]["offline"] == 10 else None
-            rep = await until(report_flushed, 20, "the report to show both broadcasts' outcomes")
+            rep = await until(report_flushed, 20, "the report to show both broadcasts' outcomes", interval=POLL)
             rows = {i["id"]: i for i in rep["items"]}
             assert rows[occ]["played"] == 6 and rows[occ]["targets"] == 6 and rows[occ]["state"] == "sent"
             emerg = [i for i in rep["items"] if i["priority"] == "emergency"]

@@ -12,8 +12,9 @@ import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from services import free_port
-from test_broadcast import NODES, A, api_up, cli, seed, start_daemon, until
+from support.broadcast_stack import NODES, POLL, A, api_up, cli, seed, setup_env, start_daemon
+from support.services import free_port
+from support.waiting import until
 
 from netmgr.radio.mqtt import Broker
 from netmgr.sim.speakers import SimConfig, SpeakerSim
@@ -33,8 +34,6 @@ async def sleep_until(t: datetime) -> None:
 
 
 async def test_sigkill_and_restart_never_repeat_nor_drop(tmp_path: Path, mosquitto_factory) -> None:
-    from test_broadcast import setup_env
-
     mosquitto = mosquitto_factory()
 
     port = free_port()
@@ -45,7 +44,7 @@ async def test_sigkill_and_restart_never_repeat_nor_drop(tmp_path: Path, mosquit
     db = tmp_path / "state" / "netmgr.db"
     proc = start_daemon(tmp_path, mosquitto, env)
     try:
-        await until(lambda: api_up(port), 30, "the API")
+        await until(lambda: api_up(port), 30, "the API", interval=POLL)
         await seed(env, tmp_path)
         nodes_a = [n for n, z in NODES.items() if z == A]
         async with SpeakerSim(Broker(port=mosquitto.port, protocol="3.1.1"), list(NODES.items()),
@@ -67,17 +66,17 @@ async def test_sigkill_and_restart_never_repeat_nor_drop(tmp_path: Path, mosquit
             # Back 10 s after occurrence 3 started: within the grace period, so it goes out late.
             await sleep_until(starts[2] + timedelta(seconds=10))
             proc = start_daemon(tmp_path, mosquitto, env)
-            await until(lambda: api_up(port), 30, "the API after the first restart")
-            await until(lambda: recorded(2), 30, "occurrence 3 handled after the restart")
+            await until(lambda: api_up(port), 30, "the API after the first restart", interval=POLL)
+            await until(lambda: recorded(2), 30, "occurrence 3 handled after the restart", interval=POLL)
             assert occurrences(db)[ids[2]] == "late"
             proc.send_signal(signal.SIGKILL)
             proc.wait(10)
             # Back after the grace period of occurrence 4: it is recorded missed.
             await sleep_until(starts[3] + timedelta(seconds=GRACE + 8))
             proc = start_daemon(tmp_path, mosquitto, env)
-            await until(lambda: api_up(port), 30, "the API after the second restart")
-            await until(lambda: recorded(3), 30, "occurrence 4 handled after the restart")
-            await until(lambda: recorded(4), 90, "occurrence 5 recorded")
+            await until(lambda: api_up(port), 30, "the API after the second restart", interval=POLL)
+            await until(lambda: recorded(3), 30, "occurrence 4 handled after the restart", interval=POLL)
+            await until(lambda: recorded(4), 90, "occurrence 5 recorded", interval=POLL)
 
             occ = occurrences(db)
             assert [occ.get(i) for i in ids] == ["sent", "sent", "late", "missed", "sent"], occ
@@ -85,7 +84,7 @@ async def test_sigkill_and_restart_never_repeat_nor_drop(tmp_path: Path, mosquit
             async def all_played():
                 return all(sum(1 for e in sim.nodes[n].log if e[1] == ids[4] and e[2] == "done") == 1
                            for n in nodes_a)
-            await until(all_played, 40, "occurrence 5 done on every node")
+            await until(all_played, 40, "occurrence 5 done on every node", interval=POLL)
             for n in nodes_a:
                 for oid in ids:  # every occurrence played exactly once, from the cache or by command
                     plays = [e for e in sim.nodes[n].log if e[1] == oid and e[2] == "playing"]
@@ -96,7 +95,7 @@ async def test_sigkill_and_restart_never_repeat_nor_drop(tmp_path: Path, mosquit
                                             "--zone", A, "--json")).stdout)
                 last = {i["id"]: i for i in rep["items"]}.get(ids[4], {})
                 return rep if last.get("played") == len(nodes_a) else None
-            rep = await until(report_flushed, 20, "the report to show the last occurrence played")
+            rep = await until(report_flushed, 20, "the report to show the last occurrence played", interval=POLL)
             rows = {i["id"]: i for i in rep["items"]}
             assert [rows[i]["late"] for i in ids] == [False, False, True, False, False]
             assert [rows[i]["missed"] for i in ids] == [False, False, False, True, False]

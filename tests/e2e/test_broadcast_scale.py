@@ -5,15 +5,15 @@ offline for the emergency; the report accounts for every node."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import signal
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from services import free_port
-from test_broadcast import api_up, cli, setup_env, start_daemon, until
+from support.broadcast_stack import POLL, api_up, cli, setup_env, start_daemon
+from support.services import free_port
+from support.waiting import until
 
 from netmgr.radio.mqtt import Broker
 from netmgr.sim.speakers import SimConfig, SpeakerSim
@@ -29,7 +29,7 @@ async def test_province_daily_program_and_district_emergency(tmp_path: Path, mos
     env["NETMGR_TOKEN"] = json.loads((await cli(env, "user", "add", "root", "--role", "admin", "--json")).stdout)["token"]
     proc = start_daemon(tmp_path, m, env)
     try:
-        await until(lambda: api_up(port), 30, "the API")
+        await until(lambda: api_up(port), 30, "the API", interval=POLL)
         zones = tmp_path / "zones.yaml"
         zones.write_text("- {path: binh-phuoc, name: Bình Phước}\n"
                          + "".join(f"- {{path: binh-phuoc/district-{d}, name: D{d}}}\n" for d in range(2))
@@ -51,8 +51,8 @@ async def test_province_daily_program_and_district_emergency(tmp_path: Path, mos
                                       "--duration", "8s", "--json")).stdout)
             daily = f"p{r['id']}-{start:%Y%m%dT%H%M%SZ}"
             assert r["next_utc"] == start.isoformat()
-            await until(lambda: asyncio.sleep(0, _all(sim, lambda n: n.schedule is not None and n.schedule.items)), 60,
-                        "every node holding the daily program")
+            await until(lambda: _all(sim, lambda n: n.schedule is not None and n.schedule.items), 60,
+                        "every node holding the daily program", interval=POLL)
 
             cut = [f"n{i:04d}" for i in range(0, 1000, 20)]  # 50 nodes, spread over every commune
             await sim.set_offline(cut)
@@ -61,7 +61,7 @@ async def test_province_daily_program_and_district_emergency(tmp_path: Path, mos
             async def offline_seen():
                 r = await cli(env, "speaker", "list", "--status", "offline", "--json")
                 return len(json.loads(r.stdout)) == len(cut)
-            await until(offline_seen, 30, "the 50 cut-off nodes offline")
+            await until(offline_seen, 30, "the 50 cut-off nodes offline", interval=POLL)
 
             r = await cli(env, "broadcast", "now", "--zone", "binh-phuoc/district-0", "--url",
                           "http://127.0.0.1:9/flood.mp3", "--emergency", "--duration", "5s", "--wait", "--json",
@@ -79,16 +79,16 @@ async def test_province_daily_program_and_district_emergency(tmp_path: Path, mos
                     return None
                 d = json.loads(c.stdout)
                 return d if d["summary"].get("done", 0) == 1000 - len(cut) else None
-            await until(daily_done_online, 150, "the daily program done on every connected node")
-            await until(lambda: asyncio.sleep(0, _all(sim, lambda n: any(e[1] == daily and e[2] == "done"
-                                                                       for e in n.log))), 30,
-                        "the daily program played on every node, cut off or not")
+            await until(daily_done_online, 150, "the daily program done on every connected node", interval=POLL)
+            await until(lambda: _all(sim, lambda n: any(e[1] == daily and e[2] == "done"
+                                                      for e in n.log)), 30,
+                        "the daily program played on every node, cut off or not", interval=POLL)
             sim.set_online(cut)
 
             async def reported_after_reconnect():
                 d = json.loads((await cli(env, "speaker", "command", daily, "--json")).stdout)
                 return d if d["summary"] == {"done": 1000} else None
-            await until(reported_after_reconnect, 60, "the cut-off nodes reporting their offline playback")
+            await until(reported_after_reconnect, 60, "the cut-off nodes reporting their offline playback", interval=POLL)
 
             # The report reads the store, which the radio service writes every second.
             async def report_complete():
@@ -96,7 +96,7 @@ async def test_province_daily_program_and_district_emergency(tmp_path: Path, mos
                                             "--json")).stdout)
                 rows = {i["id"]: i for i in rep["items"]}
                 return rep if daily in rows and rows[daily]["played"] == 1000 else None
-            rep = await until(report_complete, 20, "the report to show the daily program played 1,000 times")
+            rep = await until(report_complete, 20, "the report to show the daily program played 1,000 times", interval=POLL)
             rows = {i["id"]: i for i in rep["items"]}
             assert rows[daily]["targets"] == 1000 and rows[daily]["played"] == 1000
             emerg = next(i for i in rep["items"] if i["priority"] == "emergency")

@@ -10,8 +10,8 @@ import sys
 import time
 
 import pytest
-from services import free_port, http_get, wait_for
-from waiting import read_until
+from support.services import free_port, http_get
+from support.waiting import read_until, wait_for
 
 COMMUNE_A = "binh-phuoc/dong-xoai/tan-phu"
 COMMUNE_B = "binh-phuoc/dong-xoai/tien-thanh"

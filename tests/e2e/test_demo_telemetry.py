@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from services import free_port
+from support.services import free_port
 
 from netmgr.telemetry.ring import history
 

@@ -18,8 +18,8 @@ import time
 import httpx
 import psutil
 import pytest
-from services import free_port
-from waiting import read_until
+from support.services import free_port
+from support.waiting import read_until
 
 TAN_PHU = "binh-phuoc/dong-xoai/tan-phu"
 TAN_TIEN = "binh-phuoc/dong-phu/tan-tien"

@@ -10,7 +10,8 @@ import subprocess
 import sys
 
 import yaml
-from services import free_port, http_get, wait_for
+from support.services import free_port, http_get
+from support.waiting import wait_for
 
 from netmgr.paths import devices_dir
 

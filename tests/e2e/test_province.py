@@ -42,9 +42,10 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-import services
-from services import free_port
-from test_broadcast import cli, until
+from support import services
+from support.broadcast_stack import POLL, cli
+from support.services import free_port
+from support.waiting import until
 
 from netmgr.radio.acl import render_acl, render_passwd
 from netmgr.radio.mqtt import Broker
@@ -236,7 +237,7 @@ class Province:
     async def wait_ready(self, n: int) -> None:
         """The n-th READY=1 of this scenario (each start, each reload)."""
         assert self.notify is not None
-        await until(lambda: asyncio.sleep(0, self.notify.count(lambda m: "READY=1" in m) >= n), 60,
+        await until(lambda: self.notify.count(lambda m: "READY=1" in m) >= n, 60,
                     f"sd_notify READY=1 #{n}", interval=0.1)
 
     async def health(self) -> dict[str, Any]:
@@ -397,7 +398,7 @@ def spooled_samples(spool_dir: Path, names: set[str]) -> set[tuple[str, frozense
     import shutil
     import tempfile
 
-    from lineproto_reader import parse
+    from support.lineproto_reader import parse
 
     from netmgr.telemetry.spool import Spool
 
@@ -509,9 +510,9 @@ async def province_day(tmp: Path, mosquitto_factory, snmpd, snmpsim, postgres, i
                                  "--duration", "8s", "--volume", "60")
         first_minute = datetime.fromisoformat(minute["next_utc"])
         assert first_minute.second == MINUTE_SECOND
-        await until(lambda: asyncio.sleep(0, all(n.schedule is not None and len(n.schedule.items) >= 2
-                                                 for n in sim.nodes.values())), 60,
-                    "every node holding its schedule")
+        await until(lambda: all(n.schedule is not None and len(n.schedule.items) >= 2
+                                for n in sim.nodes.values()), 60,
+                    "every node holding its schedule", interval=POLL)
         day.mark(f"programs: daily {hhmm} for two communes, every minute at :{MINUTE_SECOND} for the province")
 
         # ---- fault 1: 10% of the speakers offline, 5% of the APs blackholed
@@ -542,11 +543,11 @@ async def province_day(tmp: Path, mosquitto_factory, snmpd, snmpsim, postgres, i
         p.m.kill()
         down = time.monotonic()
         day.mark("broker killed, VictoriaMetrics stopped")
-        await until(lambda: asyncio.sleep(0, sim.online_count() == 0), 30, "the nodes losing the broker")
+        await until(lambda: sim.online_count() == 0, 30, "the nodes losing the broker", interval=POLL)
         await sleep_until(down + 30)
         p.m.start()
         day.mark("broker back")
-        await until(lambda: asyncio.sleep(0, sim.online_count() == 900), 60, "900 nodes reconnected")
+        await until(lambda: sim.online_count() == 900, 60, "900 nodes reconnected", interval=POLL)
         await p.wait_registry(900, 100, TELEMETRY_INTERVAL + 15, "after the broker outage")
         day.mark("registry right after the broker outage")
         h = await p.services_health()
@@ -558,7 +559,7 @@ async def province_day(tmp: Path, mosquitto_factory, snmpd, snmpsim, postgres, i
         async def spool_empty():
             t = (await p.services_health() or {}).get("telemetry", {})
             return t.get("spool_points") == 0 and t.get("queue_depth", 1) < 20_000 and t.get("points_dropped") == 0
-        await until(spool_empty, 90, "the spool replayed to VictoriaMetrics")
+        await until(spool_empty, 90, "the spool replayed to VictoriaMetrics", interval=POLL)
         day.mark("spool replayed")
 
         # ---- fault 3: SIGKILL and restart
@@ -577,8 +578,8 @@ async def province_day(tmp: Path, mosquitto_factory, snmpd, snmpsim, postgres, i
         p.write_config(SNMP_INTERVAL_AFTER_HUP, influx="influx1")
         day.hup_ns = time.time_ns()
         p.proc.send_signal(signal.SIGHUP)
-        await until(lambda: asyncio.sleep(0, p.notify.count(lambda m: "STATUS=reloaded" in m) >= 1), 20,
-                    "READY after the reload")
+        await until(lambda: p.notify.count(lambda m: "STATUS=reloaded" in m) >= 1, 20,
+                    "READY after the reload", interval=POLL)
         h = await p.services_health()
         assert h is not None and p.influx_db in h["telemetry"]["influxdb"], h and h["telemetry"]
         assert f"poller reloaded aps={N_APS} interval={SNMP_INTERVAL_AFTER_HUP}s" in p.log_text()
@@ -587,7 +588,7 @@ async def province_day(tmp: Path, mosquitto_factory, snmpd, snmpsim, postgres, i
             r = await asyncio.to_thread(p.influx1.query, "SELECT count(rssi_dbm) FROM speaker", p.influx_db)
             series = r["results"][0].get("series")
             return series and series[0]["values"][0][1] > 0
-        await until(influx_filling, 30, "speaker telemetry in influxdb 1.6")
+        await until(influx_filling, 30, "speaker telemetry in influxdb 1.6", interval=POLL)
         day.mark("SIGHUP: interval 20 s, telemetry to influxdb 1.6")
 
         # ---- back to normal
@@ -605,9 +606,9 @@ async def province_day(tmp: Path, mosquitto_factory, snmpd, snmpsim, postgres, i
             soak = await soak_run(p, sim, day, soak_minutes)
             end = datetime.now(UTC)
         last = max(s for s in minute_starts(first_minute, end + timedelta(minutes=1)) if s > end)
-        await until(lambda: asyncio.sleep(0, all(plays(sim, n, occ_id(minute["id"], last)) == 1 and any(
-            e[1] == occ_id(minute["id"], last) and e[2] == "done" for e in sim.nodes[n].log) for n in NODES)),
-            120, "the last per-minute occurrence done on every node")
+        await until(lambda: all(plays(sim, n, occ_id(minute["id"], last)) == 1 and any(
+            e[1] == occ_id(minute["id"], last) and e[2] == "done" for e in sim.nodes[n].log) for n in NODES),
+            120, "the last per-minute occurrence done on every node", interval=POLL)
         day.mark("last per-minute occurrence done on 1,000 nodes")
         return await final_checks(p, sim, day, since_ns, minute["id"], first_minute, last, daily, daily_at,
                                   offline, soak)
@@ -642,7 +643,7 @@ async def final_checks(p: Province, sim: SpeakerSim, day: Day, since_ns: int, mi
         rep = await p.as_json("admin", "broadcast", "report", "--from", "yesterday", "--to", "tomorrow")
         rows = {i["id"]: i for i in rep["items"]}
         return rep if rows.get(occ_id(minute_id, last), {}).get("played") == len(NODES) else None
-    rep = await until(report_has_last, 30, "the report to show the last occurrence played")
+    rep = await until(report_has_last, 30, "the report to show the last occurrence played", interval=POLL)
     rows = {i["id"]: i for i in rep["items"]}
     starts = minute_starts(first_minute, last)
     log = p.log_text()

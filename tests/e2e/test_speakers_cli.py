@@ -13,9 +13,9 @@ import sys
 from pathlib import Path
 
 import httpx
-from services import free_port, http_get
-from test_broadcast import cli as _cli
-from test_broadcast import until as _until
+from support.broadcast_stack import cli as _cli
+from support.services import free_port, http_get
+from support.waiting import until
 
 from netmgr.radio.acl import render_acl, render_passwd
 from netmgr.radio.mqtt import Broker
@@ -28,7 +28,6 @@ DAEMON_USER, DAEMON_PASS = "netmgr", "daemon-pass-0123456789"
 
 
 cli = functools.partial(_cli, timeout=60)
-until = functools.partial(_until, interval=0.2)
 
 
 async def test_speaker_cli_through_the_daemon(tmp_path: Path, mosquitto_factory) -> None:
@@ -53,7 +52,7 @@ async def test_speaker_cli_through_the_daemon(tmp_path: Path, mosquitto_factory)
                 return http_get(f"http://127.0.0.1:{port}/healthz")[0] == 200
             except OSError:
                 return False
-        await until(api_up, 30, "the API")
+        await until(api_up, 30, "the API", interval=0.2)
         zones = tmp_path / "zones.yaml"
         zones.write_text("- {path: binh-phuoc, name: Bình Phước}\n- {path: binh-phuoc/dong-xoai, name: Đồng Xoài}\n"
                          f"- {{path: {A}, name: Tân Phú}}\n- {{path: {B}, name: Tiến Thành}}\n", encoding="utf-8")
@@ -84,7 +83,7 @@ async def test_speaker_cli_through_the_daemon(tmp_path: Path, mosquitto_factory)
             async def all_online():
                 r = await cli(env, "speaker", "list", "--status", "online", "--json")
                 return len(json.loads(r.stdout)) == len(NODES)
-            await until(all_online, 30, "every node online in `speaker list`")
+            await until(all_online, 30, "every node online in `speaker list`", interval=0.2)
             table = (await cli(env, "speaker", "list", "--zone", A)).stdout
             assert "tp-0" in table and "tt-0" not in table and "4 online" in table
 
@@ -101,7 +100,8 @@ async def test_speaker_cli_through_the_daemon(tmp_path: Path, mosquitto_factory)
                 # live telemetry from the registry; history from the ring, written a batch later
                 ok = (shown.get("telemetry") or {}).get("volume") == 35 and shown["history"]
                 return shown if ok else None
-            shown = await until(telemetry_volume, 15, "telemetry and its history showing the new volume")
+            shown = await until(telemetry_volume, 15, "telemetry and its history showing the new volume",
+                                interval=0.2)
             assert shown["history"] and all(h["online"] == 1 for h in shown["history"])
             assert shown["history"][-1]["rssi_dbm"] is not None
             assert "recent telemetry" in (await cli(env, "speaker", "show", "tp-0")).stdout
@@ -148,7 +148,7 @@ async def test_speaker_cli_through_the_daemon(tmp_path: Path, mosquitto_factory)
             async def tt1_offline():
                 r = await cli(env, "speaker", "list", "--status", "offline", "--json")
                 return [x["id"] for x in json.loads(r.stdout)] == ["tt-1"]
-            await until(tt1_offline, 20, "tt-1 offline")
+            await until(tt1_offline, 20, "tt-1 offline", interval=0.2)
         health = json.loads(http_get(f"http://127.0.0.1:{port}/healthz")[1])
         assert health["services"]["radio"]["connected"] is True
         assert health["services"]["radio"]["bad_messages"] == {}

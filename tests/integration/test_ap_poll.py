@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import yaml
@@ -15,7 +14,6 @@ from netmgr.paths import devices_dir
 
 SIM = devices_dir() / "sim"
 EXPECTED = yaml.safe_load((SIM / "expected.yaml").read_text())
-SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "snmprec"
 
 # What the real LibreNMS captures must match (profile, client total); None: no client table.
 CAPTURES = {
@@ -51,10 +49,9 @@ def test_poll_each_recording(snmpsim, name):
     assert got["sys_name"] and got["vendor"]
 
 
-@pytest.mark.skipif(not SHARED.is_dir(), reason="the real captures in ../shared/data/snmprec are absent")
 @pytest.mark.parametrize("name", sorted(CAPTURES))
-def test_poll_real_captures(snmpsim_factory, name):
-    sim = getattr(test_poll_real_captures, "sim", None) or snmpsim_factory(SHARED)
+def test_poll_real_captures(shared_snmprec, snmpsim_factory, name):
+    sim = getattr(test_poll_real_captures, "sim", None) or snmpsim_factory(shared_snmprec)
     test_poll_real_captures.sim = sim
     got = ap_poll(sim.port, name)
     assert (got["profile"], got["clients_total"]) == CAPTURES[name]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from apistack import COMMUNE_A, COMMUNE_B, ZONES_YAML
+from support.apistack import COMMUNE_A, COMMUNE_B, ZONES_YAML
 
 from netmgr.api.app import create_app
 from netmgr.auth import create_user

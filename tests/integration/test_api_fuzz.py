@@ -16,12 +16,12 @@ from typing import Any
 import httpx
 import pytest
 import schemathesis
-from apistack import COMMUNE_A, ZONES_YAML, ApiThread
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
-from services import free_port
+from support.apistack import COMMUNE_A, ZONES_YAML, ApiThread
+from support.services import free_port
 
 from netmgr.auth import create_user
 from netmgr.config import load_settings

@@ -18,8 +18,9 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from apistack import COMMUNE_A, ApiStack, api_stack, running_radio
 from sqlalchemy import select
+from support.apistack import COMMUNE_A, ApiStack, api_stack
+from support.radio_stack import running_radio
 
 from netmgr.radio.mqtt import Broker
 from netmgr.store.models import AuditEntry, Base

@@ -14,8 +14,8 @@ import sys
 import time
 
 import pytest
-from apistack import ApiThread
-from services import free_port
+from support.apistack import ApiThread
+from support.services import free_port
 
 COMMUNE_A = "binh-phuoc/dong-xoai/tan-phu"
 COMMUNE_B = "binh-phuoc/dong-xoai/tien-thanh"

@@ -28,7 +28,9 @@ class NotifyListener:
         self.path = path
         self.messages: list[str] = []
 
-    def wait_for(self, pred, timeout: float, what: str) -> str:
+    def expect(self, pred, timeout: float, what: str) -> str:
+        """Read the socket until a message matches ``pred`` and return it (every message read is
+        kept in ``messages``); fail naming ``what`` at the deadline."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self.sock.settimeout(max(0.01, deadline - time.monotonic()))
@@ -74,25 +76,25 @@ def test_run_notify_health_reload_and_sigterm(tmp_path, daemon_env):
     with open(tmp_path / "daemon.log", "w") as log:
         proc = start(cfg, env, log)
         try:
-            listener.wait_for(lambda m: "READY=1" in m, 30, "READY=1")
+            listener.expect(lambda m: "READY=1" in m, 30, "READY=1")
             health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).json()
             assert health["services"]["api"]["state"] == "running"
-            listener.wait_for(lambda m: m == "WATCHDOG=1", 3, "WATCHDOG=1")
+            listener.expect(lambda m: m == "WATCHDOG=1", 3, "WATCHDOG=1")
 
             write_config(cfg, tmp_path / "state", port, log_level="debug")
             proc.send_signal(signal.SIGHUP)
-            listener.wait_for(lambda m: m.startswith("RELOADING=1"), 5, "RELOADING=1")
-            listener.wait_for(lambda m: "READY=1" in m and "STATUS=reloaded" in m, 5, "READY after reload")
+            listener.expect(lambda m: m.startswith("RELOADING=1"), 5, "RELOADING=1")
+            listener.expect(lambda m: "READY=1" in m and "STATUS=reloaded" in m, 5, "READY after reload")
 
             cfg.write_text("[snmp]\nintervall = 3\n", encoding="utf-8")
             proc.send_signal(signal.SIGHUP)
-            listener.wait_for(lambda m: "reload failed" in m, 5, "reload failed status")
+            listener.expect(lambda m: "reload failed" in m, 5, "reload failed status")
             assert proc.poll() is None
             assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200
 
             t0 = time.monotonic()
             proc.send_signal(signal.SIGTERM)
-            listener.wait_for(lambda m: m == "STOPPING=1", 5, "STOPPING=1")
+            listener.expect(lambda m: m == "STOPPING=1", 5, "STOPPING=1")
             assert proc.wait(timeout=10) == 0
             assert time.monotonic() - t0 < 10
         finally:

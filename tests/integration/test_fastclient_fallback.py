@@ -10,8 +10,8 @@ import time
 import aiomqtt
 import paho.mqtt.client as paho_client
 import pytest
-from apistack import running_radio
-from waiting import until
+from support.radio_stack import running_radio
+from support.waiting import until
 
 from netmgr.radio import fastclient
 from netmgr.radio import protocol as p

@@ -13,7 +13,7 @@ import subprocess
 import sys
 
 import pytest
-from grafana_standin import GrafanaStandin
+from support.grafana_standin import GrafanaStandin
 
 from netmgr.errors import GrafanaError
 from netmgr.grafana import alerts
@@ -193,7 +193,7 @@ def test_a_rule_grafana_rejects_is_reported_with_its_reason(grafana, env):
 
 
 def test_an_unreachable_grafana_names_its_url(env):
-    from services import free_port
+    from support.services import free_port
 
     url = f"http://127.0.0.1:{free_port()}"
     r = subprocess.run([sys.executable, "-m", "netmgr", "grafana", "push", "--url", url, "--token", "t0ken-x"],

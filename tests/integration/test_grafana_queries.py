@@ -22,8 +22,8 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
-import grafana_fleet as fleet
 import pytest
+from support import grafana_fleet as fleet
 
 from netmgr.grafana import alerts
 from netmgr.grafana.influxql import ALL, Variable, expand, panel_interval_ms

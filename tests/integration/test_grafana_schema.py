@@ -9,7 +9,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from grafana_schemas import TOOLS, generate_dashboard_schemas
+from support.grafana_schemas import TOOLS, generate_dashboard_schemas
 
 from netmgr.grafana.provisioning import all_dashboards
 

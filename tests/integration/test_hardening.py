@@ -7,9 +7,10 @@ import contextlib
 from datetime import UTC, datetime
 
 import pytest
-from apistack import COMMUNE_A, COMMUNE_B, ApiStack, api_stack, running_radio
 from sqlalchemy import func, select
-from waiting import until
+from support.apistack import COMMUNE_A, COMMUNE_B, ApiStack, api_stack
+from support.radio_stack import running_radio
+from support.waiting import until
 
 from netmgr.errors import UsageError
 from netmgr.radio.mqtt import Broker

@@ -14,8 +14,8 @@ import wave
 
 import httpx
 import pytest
-from apistack import ApiThread
-from services import free_port
+from support.apistack import ApiThread
+from support.services import free_port
 
 A = "binh-phuoc/dong-xoai/tan-phu"
 B = "binh-phuoc/dong-xoai/tien-thanh"

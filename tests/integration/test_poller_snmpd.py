@@ -6,7 +6,7 @@ import json
 import shutil
 
 import pytest
-from services import SERVERS, chown
+from support.services import SERVERS, chown
 
 from netmgr.snmp.client import SnmpClient, Target
 from netmgr.snmp.poller import Poller
@@ -19,7 +19,7 @@ WRAP = 2**32
 @pytest.fixture(scope="module")
 def counter_agent(snmpd_factory, tmp_path_factory):
     """snmpd whose ifTable comes from a counters.json the test writes."""
-    import services
+    from support import services
 
     d = services.workdir("ifpass")
     shutil.copy(SERVERS / "ifpass.py", d / "ifpass.py")

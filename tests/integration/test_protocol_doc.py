@@ -12,7 +12,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from test_radio import DAEMON_PASS, DAEMON_USER, running, until
+from support.radio_stack import DAEMON_PASS, DAEMON_USER, running
+from support.waiting import until
 
 from netmgr.radio.acl import mosquitto_hash, new_password, render_acl, render_passwd
 from netmgr.radio.mqtt import Broker

@@ -4,13 +4,13 @@ file and the ACL file rendered by netmgr (netmgr.radio.acl)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
 from pathlib import Path
 
 import pytest
-import waiting
+from support.radio_stack import DAEMON_PASS, DAEMON_USER, running
+from support.waiting import until
 
 from netmgr.errors import MqttLinkError
 from netmgr.radio import protocol as p
@@ -20,7 +20,6 @@ from netmgr.radio.service import RadioService
 from netmgr.sim import mqttlite
 from netmgr.sim.speakers import SimConfig, SpeakerSim
 
-DAEMON_USER, DAEMON_PASS = "netmgr", "daemon-secret-0123"
 ZONES = ["binh-phuoc/dong-xoai/tan-phu", "binh-phuoc/dong-xoai/tien-thanh",
          "binh-phuoc/chon-thanh/minh-hung"]
 
@@ -28,9 +27,6 @@ ZONES = ["binh-phuoc/dong-xoai/tan-phu", "binh-phuoc/dong-xoai/tien-thanh",
 def reason(puback: bytes) -> int:
     """The v5 PUBACK reason code (absent means 0, success)."""
     return puback[2] if len(puback) > 2 else 0
-
-
-until = waiting.until  # predicates here are plain functions
 
 
 class Fleet:
@@ -49,20 +45,6 @@ class Fleet:
 
     def daemon_broker(self, protocol: str = "5") -> Broker:
         return self.broker(protocol, username=DAEMON_USER, password=DAEMON_PASS)
-
-
-@contextlib.asynccontextmanager
-async def running(svc: RadioService):
-    task = asyncio.create_task(svc.run())
-    try:
-        await until(lambda: svc.connected.is_set() or task.done(), 20, "the radio service to connect")
-        if task.done():
-            task.result()
-        yield svc
-    finally:
-        task.cancel()
-        with contextlib.suppress(BaseException):
-            await task
 
 
 @pytest.fixture(scope="module")

@@ -1,9 +1,10 @@
 """Every profile against the real device captures in ../shared/data/snmprec (optional).
 
-The captures (LibreNMS test fixtures, GPL-3.0) stay outside the project; this module
-skips when they are absent. Each capture is served in memory by snmprec.Agent with
-GET/GETNEXT semantics, identified (sysObjectID, sysDescr, probes) and evaluated
-exactly as a live poll would be. Expected values were read from the capture files.
+The captures (LibreNMS test fixtures, GPL-3.0) stay outside the project; these tests
+skip when they are absent (the ``shared_snmprec`` fixture in tests/conftest.py). Each
+capture is served in memory by snmprec.Agent with GET/GETNEXT semantics, identified
+(sysObjectID, sysDescr, probes) and evaluated exactly as a live poll would be. Expected
+values were read from the capture files.
 """
 
 from __future__ import annotations
@@ -16,11 +17,6 @@ import pytest
 from netmgr.snmp import evaluate, snmprec
 from netmgr.snmp.discover import identify
 from netmgr.snmp.profiles import load_profiles
-
-SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "snmprec"
-
-if not SHARED.is_dir():
-    pytest.skip(f"the real captures are absent ({SHARED})", allow_module_level=True)
 
 # capture -> (profile, clients_total, interfaces, extra checks on the result)
 CAPTURES = {
@@ -60,13 +56,13 @@ def evaluate_capture(path: Path) -> evaluate.PollResult:
     return evaluate.evaluate(profile, {o: agent.get(o) for o in scalars}, agent.walk(columns))
 
 
-def test_every_capture_is_covered():
-    assert {p.stem for p in SHARED.glob("*.snmprec")} <= set(CAPTURES)
+def test_every_capture_is_covered(shared_snmprec):
+    assert {p.stem for p in shared_snmprec.glob("*.snmprec")} <= set(CAPTURES)
 
 
 @pytest.mark.parametrize("name", sorted(CAPTURES))
-def test_capture_matches_its_profile_and_client_count(name):
-    path = SHARED / f"{name}.snmprec"
+def test_capture_matches_its_profile_and_client_count(shared_snmprec, name):
+    path = shared_snmprec / f"{name}.snmprec"
     if not path.is_file():
         pytest.skip(f"{path} is absent")
     profile, clients, interfaces, extra = CAPTURES[name]
@@ -79,17 +75,17 @@ def test_capture_matches_its_profile_and_client_count(name):
     assert r.sys_object_id  # every capture has the system group
 
 
-def test_capture_details():
+def test_capture_details(shared_snmprec):
     """A few values beyond client counts, read from the captures by hand."""
-    r = evaluate_capture(SHARED / "routeros.snmprec")
+    r = evaluate_capture(shared_snmprec / "routeros.snmprec")
     assert r.cpu_pct is not None and r.mem_total_bytes and r.mem_used_bytes
     assert {x.name: x.channel for x in r.radios}["wlan1"] == 2412
-    r = evaluate_capture(SHARED / "openwrt.snmprec")
+    r = evaluate_capture(shared_snmprec / "openwrt.snmprec")
     assert [(x.name, x.channel, x.noise_dbm, x.clients) for x in r.radios] == [
         ("wlan0", 5180, -90, 2), ("wlan1", 2462, -65, 1)]
-    r = evaluate_capture(SHARED / "epmp.snmprec")
+    r = evaluate_capture(shared_snmprec / "epmp.snmprec")
     assert [i.counter_bits for i in r.interfaces] == [64, 64]  # ifHCInOctets present
     assert r.interfaces[0].in_octets == 3377931056550
-    r = evaluate_capture(SHARED / "zyxelnwa.snmprec")
+    r = evaluate_capture(shared_snmprec / "zyxelnwa.snmprec")
     assert [(x.name, x.channel, x.clients) for x in r.radios] == [("1", 4, 11), ("2", 124, 54)]
     assert r.cpu_pct == 42.0

@@ -17,19 +17,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
-import waiting
+from support.waiting import until
 
 from netmgr.store import leader as lk
 from netmgr.store.leader import HELD, LEADER, UNREACHABLE, LeaderLock
 
-E2E = Path(__file__).resolve().parent.parent / "e2e"
-
 
 def asyncpg_url(url: str) -> str:
     return url.replace("postgresql://", "postgresql+asyncpg://", 1)
-
-
-until = waiting.until
 
 
 class Watch:
@@ -227,7 +222,7 @@ def daemon_env(root: Path, mosquitto, port: int, url: str, client_id: str) -> di
 
 
 def scheduler_health(port: int) -> dict:
-    from services import http_get
+    from support.services import http_get
 
     try:
         status, body = http_get(f"http://127.0.0.1:{port}/healthz")
@@ -238,10 +233,8 @@ def scheduler_health(port: int) -> dict:
 
 async def test_two_daemons_one_database_each_occurrence_sent_once(postgres, mosquitto_factory, tmp_path: Path):
     import aiomqtt
-    from services import free_port
-
-    sys.path.insert(0, str(E2E))
-    from test_broadcast import NODES, A, B, api_up, cli, seed, start_daemon
+    from support.broadcast_stack import NODES, A, B, api_up, cli, seed, start_daemon
+    from support.services import free_port
 
     from netmgr.radio import protocol as p
     from netmgr.radio.mqtt import Broker

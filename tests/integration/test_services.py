@@ -14,8 +14,9 @@ from pathlib import Path
 import aiomqtt
 import asyncpg
 import pytest
-import services
-from services import require, wait_for
+from support import services
+from support.services import require
+from support.waiting import wait_for
 
 SYS_DESCR = "1.3.6.1.2.1.1.1.0"
 SIM_DIR = Path(__file__).resolve().parents[2] / "devices" / "sim"

@@ -91,7 +91,7 @@ def test_db_cli_upgrade_and_status(tmp_path, postgres):
 
 
 def test_unreachable_database_is_one_clear_line(tmp_path):
-    from services import free_port
+    from support.services import free_port
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("NETMGR_")}
     env["NETMGR_DATABASE__URL"] = f"postgresql://netmgr@127.0.0.1:{free_port()}/x"

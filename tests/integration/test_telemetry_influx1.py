@@ -16,13 +16,12 @@ import logging
 import math
 import time
 
-import fleet
 import pytest
 from aiohttp import web
-from services import free_port
-from telemetry_helpers import idle, running_service, settings_for, wait_until
-from test_telemetry_sink import rows
-from test_telemetry_vm import province_points, run_id
+from support import fleet
+from support.services import free_port
+from support.telemetry import idle, province_points, rows, run_id, running_service, settings_for
+from support.waiting import until
 
 from netmgr.errors import SinkRetryable
 from netmgr.telemetry import points as points_mod
@@ -94,7 +93,7 @@ async def test_points_from_the_builders_arrive_in_influxdb_16(influxdb1, tmp_pat
     async with running_service(v1(tmp_path, influxdb1, db)) as svc:
         assert svc.sink is not None and svc.sink.where == f"InfluxDB 1.x {influxdb1.url} (database '{db}')"
         svc.hub.submit(pts)
-        await wait_until(lambda: svc.points_written >= len(pts) and idle(svc), 30, "the points to be written")
+        await until(lambda: svc.points_written >= len(pts) and idle(svc), 30, "the points to be written")
         health = svc.health()
     assert health["points_dropped"] == 0 and health["write_errors"] == 0 and health["last_error"] is None
     enc = health["encoder"]
@@ -119,8 +118,8 @@ async def test_a_missing_database_keeps_every_point_until_it_is_created(influxdb
     pts = speakers(run, 40, time.time_ns() - 30 * 10**9)
     async with running_service(v1(tmp_path, influxdb1, db)) as svc:
         svc.hub.submit(pts)
-        await wait_until(lambda: svc.spool.points >= len(pts) and svc.hub.depth == 0 and not svc.outbox, 30,
-                         "every point in the spool")
+        await until(lambda: svc.spool.points >= len(pts) and svc.hub.depth == 0 and not svc.outbox, 30,
+                    "every point in the spool")
         health = svc.health()
         assert health["points_written"] == 0 and health["points_dropped"] == 0 and health["write_errors"] >= 1
         err = health["last_error"]
@@ -132,8 +131,8 @@ async def test_a_missing_database_keeps_every_point_until_it_is_created(influxdb
         assert any("HTTP 404" in m and "CREATE DATABASE" in m for m in warnings)
 
         influxdb1.create_db(db)
-        await wait_until(lambda: idle(svc) and svc.points_written >= len(pts), 60,
-                         "the spool to drain into the new database")
+        await until(lambda: idle(svc) and svc.points_written >= len(pts), 60,
+                    "the spool to drain into the new database")
         health = svc.health()
     assert health["points_dropped"] == 0 and health["spool_points"] == 0
     assert any("writes again" in r.getMessage() for r in caplog.records)
@@ -152,13 +151,13 @@ async def test_a_field_type_conflict_drops_only_that_field(influxdb1, tmp_path):
     neighbours = [netmgr_point("telemetry", {"queue_depth": i}, now + i, host=run) for i in range(10)]
     async with running_service(v1(tmp_path, influxdb1, db)) as svc:
         svc.hub.submit(pts + neighbours)
-        await wait_until(lambda: svc.points_written >= 40 and idle(svc), 30, "the batch to be written")
+        await until(lambda: svc.points_written >= 40 and idle(svc), 30, "the batch to be written")
         health = svc.health()
         assert health["fields_dropped_by_server"] == 30
         assert health["points_dropped"] == 0 and health["write_errors"] == 0
         # The encoder learned the stored type: the next integer volume is written as a float.
         svc.hub.submit([speaker_point(f"{run}-next", "z/a", {"volume": 41}, True, now + 500)])
-        await wait_until(lambda: svc.points_written >= 41 and idle(svc), 30, "the next point to be written")
+        await until(lambda: svc.points_written >= 41 and idle(svc), 30, "the next point to be written")
         assert svc.sink is not None and svc.sink.fields_dropped == 30
     got = stored(influxdb1, db, "speaker", f"node =~ /^{run}-\\d/")
     assert len(got) == 30
@@ -187,11 +186,11 @@ async def test_the_password_never_reaches_a_log_line_or_where(influxdb1, tmp_pat
         where = svc.sink.where
         assert where == f"InfluxDB 1.x {influxdb1.url} (database '{db}', retention policy 'autogen')"
         svc.hub.submit(pts)
-        await wait_until(lambda: svc.spool.points >= len(pts), 30, "the points in the spool")
+        await until(lambda: svc.spool.points >= len(pts), 30, "the points in the spool")
         assert "HTTP 404" in svc.health()["last_error"]
         influxdb1.create_db(db)
         influxdb1.write(db, f"speaker,node={run}-old volume=1.5 {now - 10**9}".encode())
-        await wait_until(lambda: idle(svc) and svc.points_written >= len(pts), 60, "the spool to drain")
+        await until(lambda: idle(svc) and svc.points_written >= len(pts), 60, "the spool to drain")
         health = svc.health()
     messages = [r.getMessage() for r in caplog.records]
     assert any("HTTP 404" in m for m in messages) and any("writes again" in m for m in messages)
@@ -211,12 +210,12 @@ async def test_reload_from_v2_to_v1_switches_the_sink_and_the_spool_follows(infl
     pts = speakers(run, 20, time.time_ns() - 20 * 10**9)
     async with running_service(settings_for(tmp_path, influxdb1.url, bucket=db)) as svc:
         svc.hub.submit(pts)
-        await wait_until(lambda: svc.spool.points >= len(pts), 30, "points spooled while the API is wrong")
+        await until(lambda: svc.spool.points >= len(pts), 30, "points spooled while the API is wrong")
         assert "HTTP 404" in svc.health()["last_error"]
         await svc.reload(v1(tmp_path, influxdb1, db))
         assert svc.sink is not None and svc.sink.api == "v1"
         assert svc.health()["influxdb"] == f"InfluxDB 1.x {influxdb1.url} (database '{db}')"
-        await wait_until(lambda: idle(svc) and svc.points_written >= len(pts), 60, "the spool replayed over v1")
+        await until(lambda: idle(svc) and svc.points_written >= len(pts), 60, "the spool replayed over v1")
         first = svc.sink
         await svc.reload(v1(tmp_path, influxdb1, db, username="netmgr"))  # a new user is a new sink
         assert svc.sink is not first and svc.sink.username == "netmgr"

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import time
 
-from services import free_port
-from telemetry_helpers import idle, running_service, settings_for, wait_until
+from support.services import free_port
+from support.telemetry import idle, running_service, settings_for
+from support.waiting import until
 
 from netmgr.runtime import Service
 from netmgr.telemetry.hub import TelemetryHub
@@ -34,7 +35,7 @@ async def test_overflow_goes_to_the_spool_when_the_server_is_down(tmp_path):
         assert svc.hub.dropped == 500
         # The collector takes batches of 100 (ring and outbox); the overflow is encoded at once;
         # the server refuses connections, so all of it ends up in the spool.
-        await wait_until(lambda: svc.spool.points == 2_000 and svc.hub.depth == 0, 30, "2,000 points spooled")
+        await until(lambda: svc.spool.points == 2_000 and svc.hub.depth == 0, 30, "2,000 points spooled")
         health = svc.health()
     assert health["points_dropped"] == 500 and health["dropped"]["queue_full"] == 500
     assert health["ring_skipped"] == 1_000 and health["ring_points"] >= 1_000
@@ -46,10 +47,10 @@ async def test_reload_points_the_sink_elsewhere_and_the_spool_follows(tmp_path, 
     async with running_service(settings) as svc:
         svc.hub.submit([netmgr_point("api", {"queue_depth": i}, time.time_ns() - 10**9 + i, host="reload-t")
                         for i in range(10)])
-        await wait_until(lambda: svc.spool.points == 10, 30, "points spooled while the url is wrong")
+        await until(lambda: svc.spool.points == 10, 30, "points spooled while the url is wrong")
         await svc.reload(settings_for(tmp_path, victoriametrics.url))
         assert victoriametrics.url in svc.health()["influxdb"]
-        await wait_until(lambda: idle(svc) and svc.points_written >= 10, 30, "the spool replayed to the new url")
+        await until(lambda: idle(svc) and svc.points_written >= 10, 30, "the spool replayed to the new url")
         await svc.reload(settings_for(tmp_path, ""))
         assert svc.sink is None and svc.health()["influxdb"].startswith("off")
 

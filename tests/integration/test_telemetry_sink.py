@@ -19,8 +19,9 @@ import pytest
 from aiohttp import ClientSession, web
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from lineproto_reader import parse
-from services import free_port
+from support.lineproto_reader import parse
+from support.services import free_port
+from support.telemetry import rows
 
 from netmgr.errors import SinkRetryable
 from netmgr.telemetry.lineproto import Encoder
@@ -68,14 +69,6 @@ def fresh_db(influxdb1, duration: str | None = None) -> str:
     influxdb1.query(f'CREATE DATABASE "{name}"' + (f" WITH DURATION {duration}" if duration else ""),
                     method="POST")
     return name
-
-
-def rows(influxdb1, db: str, q: str) -> list[dict]:
-    out = []
-    for series in influxdb1.query(q, db=db)["results"][0].get("series", []):
-        for values in series["values"]:
-            out.append({"tags": series.get("tags", {}), **dict(zip(series["columns"], values, strict=True))})
-    return out
 
 
 async def test_server_side_type_conflict_loses_only_that_field(influxdb1):

@@ -17,48 +17,28 @@ import math
 import os
 import time
 
-import fleet
-import services
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from lineproto_reader import parse
-from telemetry_helpers import (
+from support import fleet, services
+from support.lineproto_reader import parse
+from support.telemetry import (
     expected_samples,
     export_counts,
     exported_samples,
     http_post,
     idle,
+    province_points,
+    run_id,
     running_service,
     settings_for,
-    wait_until,
 )
+from support.waiting import until
 
 from netmgr.snmp.points import ap_points
-from netmgr.telemetry import points as points_mod
 from netmgr.telemetry.lineproto import Encoder
-from netmgr.telemetry.points import Point, broadcast_point, netmgr_point, speaker_point
+from netmgr.telemetry.points import Point, netmgr_point, speaker_point
 
 STRING_FIELDS = {"speaker_firmware", "broadcast_occurrence", "broadcast_title"}
-
-
-def run_id(tag: str) -> str:
-    return f"{tag}{os.getpid()}x{time.time_ns() % 10**9}"
-
-
-def province_points(run: str, ts: int) -> list[Point]:
-    points_mod._last_net.clear()
-    pts: list[Point] = []
-    for ap in fleet.ap_fleet(30):
-        ap.name = f"{run}-{ap.name}"
-        pts += ap_points(ap, ts)
-    for i in range(20):
-        node = f"{run}-spk-{i:02d}"
-        pts.append(speaker_point(node, f"binh-phuoc/d{i % 3}/c{i}", fleet.speaker_telemetry(i), True, ts))
-    pts.append(broadcast_point(f"{run}/dong-xoai/tan-phu", "emergency", 7, "2024-05-01T05:00:00+07:00", "Bão số 5",
-                               targets=20, accepted=19, played=18, failed=1, offline=1, late=2, latency_ms=812.5,
-                               ts_ns=ts))
-    pts.append(netmgr_point("telemetry", {"queue_depth": 3, "points_written": 10}, ts, host=run))
-    return pts
 
 
 def compare(vm, match: str, pts: list[Point]) -> None:
@@ -75,7 +55,7 @@ async def test_points_read_back_from_victoriametrics(victoriametrics, tmp_path):
     pts = province_points(run, ts)
     async with running_service(settings_for(tmp_path, victoriametrics.url)) as svc:
         svc.hub.submit(pts)
-        await wait_until(lambda: svc.points_written >= len(pts) and idle(svc), 30, "the points to be written")
+        await until(lambda: svc.points_written >= len(pts) and idle(svc), 30, "the points to be written")
         health = svc.health()
     assert health["points_dropped"] == 0 and health["write_errors"] == 0
     assert health["encoder"]["type_conflicts"] == 0 and health["encoder"]["nonfinite"] == 0
@@ -103,7 +83,7 @@ async def test_bad_input_is_escaped_or_dropped_and_never_costs_a_neighbour(victo
     ]
     async with running_service(settings_for(tmp_path, victoriametrics.url)) as svc:
         svc.hub.submit(pts)
-        await wait_until(lambda: svc.points_written >= 4 and idle(svc), 30, "the batch to be written")
+        await until(lambda: svc.points_written >= 4 and idle(svc), 30, "the batch to be written")
         enc = svc.health()["encoder"]
         dropped = svc.health()["points_dropped"]
     assert enc["nonfinite"] == 3 and enc["type_conflicts"] == 1 and enc["truncated"] == 1
@@ -155,18 +135,18 @@ async def test_outage_of_60s_under_load_loses_and_duplicates_nothing(victoriamet
                 await asyncio.sleep(0.5)
 
         tasks = [asyncio.create_task(produce()), asyncio.create_task(watch())]
-        await wait_until(lambda: svc.points_written >= 1000, 30, "writes before the outage")
+        await until(lambda: svc.points_written >= 1000, 30, "writes before the outage")
         await asyncio.to_thread(victoriametrics.stop)
         t_down = time.monotonic()
-        await wait_until(lambda: time.monotonic() - t_down >= 60, 70, "60 s of outage", interval=0.5)
+        await until(lambda: time.monotonic() - t_down >= 60, 70, "60 s of outage", interval=0.5)
         await asyncio.to_thread(victoriametrics.start)
-        await wait_until(lambda: svc._failures == 0 and svc.spool.pending_bytes == 0, 90,
-                         "the spool to be replayed")
+        await until(lambda: svc._failures == 0 and svc.spool.pending_bytes == 0, 90,
+                    "the spool to be replayed")
         written_after = svc.points_written
-        await wait_until(lambda: svc.points_written >= written_after + 1000, 30, "writes after the outage")
+        await until(lambda: svc.points_written >= written_after + 1000, 30, "writes after the outage")
         stop.set()
         await asyncio.gather(*tasks)
-        await wait_until(lambda: idle(svc), 60, "the last points to be written")
+        await until(lambda: idle(svc), 60, "the last points to be written")
         health = svc.health()
     assert spooled_max > 5000, "the outage never reached the spool"
     assert health["write_errors"] > 0 and health["points_dropped"] == 0
@@ -202,7 +182,7 @@ async def test_unauthorized_is_one_clear_line_and_points_are_kept(tmp_path, capl
         settings = settings_for(tmp_path, url, org="noc", bucket="wifi", token=token)
         async with running_service(settings) as svc:
             svc.hub.submit([netmgr_point("telemetry", {"queue_depth": 1}, time.time_ns(), host="h")] * 3)
-            await wait_until(lambda: svc.spool is not None and svc.spool.points >= 3, 30, "points in the spool")
+            await until(lambda: svc.spool is not None and svc.spool.points >= 3, 30, "points in the spool")
             health = svc.health()
     finally:
         server.stop()
@@ -237,7 +217,7 @@ async def test_drain_flushes_to_the_server_and_a_restart_replays_the_spool(victo
     finally:
         await asyncio.to_thread(victoriametrics.start)
     async with running_service(settings_for(tmp_path, victoriametrics.url)) as svc:
-        await wait_until(lambda: idle(svc) and svc.points_written >= 30, 30, "the spool to be replayed")
+        await until(lambda: idle(svc) and svc.points_written >= 30, 30, "the spool to be replayed")
     got = export_counts(victoriametrics, f'{{__name__="netmgr_polls", host="{run}"}}')
     assert sorted(ts for v in got.values() for ts in v) == sorted(
         p.ts_ns // 10**6 for p in first + later)
@@ -256,7 +236,7 @@ async def test_the_ring_serves_history_without_influxdb(tmp_path):
             svc.hub.submit([p for ap in aps for p in ap_points(ap, t0 + minute * 60 * 10**9)])
         svc.hub.submit([speaker_point("n-1", "z", {"online": True}, True, t0)])
         want = 5 * sum(len(ap_points(ap, 0)) for ap in aps) + 1
-        await wait_until(lambda: svc.ring is not None and svc.ring.points_written >= want, 30, "the ring")
+        await until(lambda: svc.ring is not None and svc.ring.points_written >= want, 30, "the ring")
         assert svc.health()["influxdb"].startswith("off") and not svc.outbox
     path = tmp_path / "telemetry.db"
     rows = ap_rows(path, aps[0].name, t0, 60)

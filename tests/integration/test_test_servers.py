@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import socket
 
-import services
+from support import services
 
 
 def test_a_server_whose_port_was_taken_starts_on_another(monkeypatch):

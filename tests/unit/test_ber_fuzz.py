@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pyasn1.codec.ber import decoder as pdecoder
 from pysnmp.proto.api import v2c
-from test_ber import VALID, py_response, varbinds
+from support.ber import VALID, py_response, varbinds
 
 from netmgr.snmp import ber
 

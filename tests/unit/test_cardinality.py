@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-import fleet
+from support import fleet
 
 from netmgr.telemetry import points
 from netmgr.telemetry.lineproto import Encoder, split_line, unescape_name

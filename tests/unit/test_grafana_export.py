@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from grafana_schemas import api_rule_validator, file_validator, rule_problems
+from support.grafana_schemas import api_rule_validator, file_validator, rule_problems
 
 from netmgr.grafana import alerts
 from netmgr.grafana.common import DATASOURCE_UID, FOLDER_UID

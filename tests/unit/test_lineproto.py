@@ -13,7 +13,7 @@ import re
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from lineproto_reader import parse
+from support.lineproto_reader import parse
 
 from netmgr.telemetry.lineproto import MAX_STRING, MAX_TAG, Encoder, drop_field, split_line
 from netmgr.telemetry.points import Point

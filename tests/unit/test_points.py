@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import fleet
 import pytest
+from support import fleet
 
 from netmgr.snmp.points import ap_points
 from netmgr.telemetry import points

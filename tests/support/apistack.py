@@ -18,12 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from services import wait_for
 
 from netmgr.api.app import create_app
 from netmgr.auth import create_user
 from netmgr.config import Settings
 from netmgr.store import db
+
+from .waiting import wait_for
 
 PROVINCE = "binh-phuoc"
 DISTRICT = "binh-phuoc/dong-xoai"
@@ -152,22 +153,3 @@ class ApiThread:
             self.server.should_exit = True
         self.thread.join(timeout=10)
         assert not self.thread.is_alive(), "uvicorn did not stop within 10 s"
-
-
-@contextlib.asynccontextmanager
-async def running_radio(broker: Any, inventory: dict[str, str], client_id: str) -> AsyncIterator[Any]:
-    """A RadioService without a daemon (static ``inventory``) on ``broker``, running and
-    connected; cancelled at the end."""
-    from waiting import until
-
-    from netmgr.radio.service import RadioService
-
-    svc = RadioService(None, broker=broker, client_id=client_id, inventory=inventory)
-    task = asyncio.create_task(svc.run())
-    try:
-        await until(svc.connected.is_set, 10, f"the radio service {client_id} connected")
-        yield svc
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task

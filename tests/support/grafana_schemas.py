@@ -20,7 +20,7 @@ from typing import Any
 import jsonschema
 import referencing
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 TOOLS = REPO / "tools" / "grafana-schema"
 ALERTING = TOOLS / "alerting"
 

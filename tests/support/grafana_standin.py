@@ -42,14 +42,16 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from grafana_schemas import api_rule_validator, rule_problems
-from services import free_port, wait_for
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from .grafana_schemas import api_rule_validator, rule_problems
+from .services import free_port
+from .waiting import wait_for
 
 
 def _slug(title: str) -> str:

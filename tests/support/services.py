@@ -31,9 +31,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).parent
-SERVERS = HERE / "servers"
-REPO = HERE.parent
+from .waiting import Fatal, wait_for
+
+TESTS = Path(__file__).resolve().parent.parent
+SERVERS = TESTS / "servers"
+REPO = TESTS.parent
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 RUN_AS = "nobody"
 
@@ -48,29 +50,6 @@ def free_port(kind: str = "tcp") -> int:
     with socket.socket(socket.AF_INET, stype) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-class Fatal(Exception):
-    """Raised by a wait_for predicate to stop waiting at once (the server died)."""
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.02) -> Any:
-    """Poll ``predicate`` until it returns something truthy; raise naming ``what`` at the deadline."""
-    deadline = time.monotonic() + timeout
-    last_exc: BaseException | None = None
-    while True:
-        try:
-            result = predicate()
-            if result:
-                return result
-        except Fatal:
-            raise
-        except Exception as e:  # noqa: BLE001 - the predicate may fail until the server is up
-            last_exc = e
-        if time.monotonic() > deadline:
-            extra = f" (last error: {last_exc!r})" if last_exc else ""
-            raise TimeoutError(f"timed out after {timeout}s waiting for {what}{extra}")
-        time.sleep(interval)
 
 
 def require(binary: str) -> str:

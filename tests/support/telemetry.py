@@ -1,4 +1,5 @@
-"""Run the real TelemetryService in the test's event loop, and read VictoriaMetrics back."""
+"""Run the real TelemetryService in the test's event loop, read VictoriaMetrics and InfluxDB 1.6
+back, and a province's points to write (one run's names apart from the others')."""
 
 from __future__ import annotations
 
@@ -6,20 +7,25 @@ import asyncio
 import contextlib
 import json
 import math
+import os
+import time
 import urllib.parse
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import waiting
-
 from netmgr.config import Settings
 from netmgr.runtime import DaemonContext
 from netmgr.sdnotify import Notifier
+from netmgr.snmp.points import ap_points
+from netmgr.telemetry import points as points_mod
 from netmgr.telemetry.hub import TelemetryHub
 from netmgr.telemetry.lineproto import MAX_TAG
-from netmgr.telemetry.points import Point
+from netmgr.telemetry.points import Point, broadcast_point, netmgr_point, speaker_point
 from netmgr.telemetry.service import TelemetryService
+
+from . import fleet
+from .waiting import until
 
 
 def settings_for(state_dir: Path, url: str = "", **influx: Any) -> Settings:
@@ -35,7 +41,7 @@ async def running_service(settings: Settings) -> AsyncIterator[TelemetryService]
     svc = TelemetryService(ctx)
     task = asyncio.create_task(svc.run(), name="test:telemetry")
     try:
-        await wait_until(lambda: svc.ready.is_set() or task.done(), 30, "the telemetry service to be ready")
+        await until(lambda: svc.ready.is_set() or task.done(), 30, "the telemetry service to be ready")
         if task.done():
             task.result()
         yield svc
@@ -46,9 +52,6 @@ async def running_service(settings: Settings) -> AsyncIterator[TelemetryService]
             task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-
-
-wait_until = waiting.until
 
 
 def idle(svc: TelemetryService) -> bool:
@@ -95,9 +98,9 @@ def export_counts(vm: Any, match: str) -> dict[tuple[str, frozenset[tuple[str, s
 def vm_series_count(vm: Any, match: str) -> int:
     vm.force_flush()
     q = urllib.parse.urlencode({"match[]": match})
-    import services
+    from .services import http_get
 
-    status, body = services.http_get(f"{vm.url}/api/v1/series?{q}")
+    status, body = http_get(f"{vm.url}/api/v1/series?{q}")
     assert status == 200, body
     return len(json.loads(body)["data"])
 
@@ -111,3 +114,31 @@ def http_post(url: str, data: bytes, timeout: float = 10.0) -> tuple[int, bytes]
             return r.status, r.read()
     except urllib.error.HTTPError as e:
         return e.code, e.read()
+
+
+def rows(influxdb1, db: str, q: str) -> list[dict]:
+    out = []
+    for series in influxdb1.query(q, db=db)["results"][0].get("series", []):
+        for values in series["values"]:
+            out.append({"tags": series.get("tags", {}), **dict(zip(series["columns"], values, strict=True))})
+    return out
+
+
+def run_id(tag: str) -> str:
+    return f"{tag}{os.getpid()}x{time.time_ns() % 10**9}"
+
+
+def province_points(run: str, ts: int) -> list[Point]:
+    points_mod._last_net.clear()
+    pts: list[Point] = []
+    for ap in fleet.ap_fleet(30):
+        ap.name = f"{run}-{ap.name}"
+        pts += ap_points(ap, ts)
+    for i in range(20):
+        node = f"{run}-spk-{i:02d}"
+        pts.append(speaker_point(node, f"binh-phuoc/d{i % 3}/c{i}", fleet.speaker_telemetry(i), True, ts))
+    pts.append(broadcast_point(f"{run}/dong-xoai/tan-phu", "emergency", 7, "2024-05-01T05:00:00+07:00", "Bão số 5",
+                               targets=20, accepted=19, played=18, failed=1, offline=1, late=2, latency_ms=812.5,
+                               ts_ns=ts))
+    pts.append(netmgr_point("telemetry", {"queue_depth": 3, "points_written": 10}, ts, host=run))
+    return pts
