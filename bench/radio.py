@@ -165,8 +165,8 @@ async def main() -> None:
         inv_file = Path(services.workdir("bench-radio")) / "speakers.csv"
         inv_file.write_text("id,zone\n" + "".join(f"{k},{v}\n" for k, v in inventory.items()))
         hub = TelemetryHub(batch_size=5000) if TelemetryHub else None
-        svc = RadioService(None, broker=Broker(port=m.port, protocol="5"), inventory=inventory,
-                           telemetry_interval=30, hub=hub)
+        svc = RadioService.standalone(Broker(port=m.port, protocol="5"), inventory,
+                                      telemetry_interval=30, hub=hub)
 
         async def drain_hub() -> None:  # stands in for the telemetry service: take batches away
             while hub is not None:

@@ -60,6 +60,18 @@ class DaemonContext:
     telemetry: PointSink | None = None  # where services submit points
 
 
+def standalone_context(settings: Settings | None = None, **sections: dict[str, Any]) -> DaemonContext:
+    """A context for a service run without a daemon (tests, benchmarks): no state store, no
+    systemd, no telemetry; ``sections`` override settings, e.g. ``mqtt={"ack_timeout": 2}``."""
+    base = settings or Settings()
+    if sections:
+        # Validated as a config file would be (a section is rebuilt, not patched).
+        base = base.model_copy(update={
+            name: type(sec)(**{**dict(sec), **values})
+            for name, values in sections.items() if values for sec in [getattr(base, name)]})
+    return DaemonContext(base, None, engine=None, sessions=None, notifier=Notifier(""))
+
+
 async def every(interval: float, fn: Callable[[], Any], what: str, logger: logging.Logger) -> None:
     """Run ``await fn()`` every ``interval`` seconds for ever; a failure is logged (one line for
     netmgr's own errors, a traceback for anything else) and the next round tries again."""

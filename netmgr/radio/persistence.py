@@ -2,17 +2,26 @@
 states (session counters above all: a late will must never win after a restart) and the command
 deliveries it writes. :class:`SqlRadioStore` is the daemon's (the state store);
 :class:`MemoryRadioStore` serves tests and benchmarks that run the service without a daemon.
+:class:`StateSync` moves state between the service's memory and either store.
 """
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from netmgr.radio.commands import Delivery, TrackedCommand
-from netmgr.radio.registry import NodeState
+from netmgr.radio.commands import Delivery, TrackedCommand, Tracker
+from netmgr.radio.registry import NodeState, Registry, plausible_session
+
+log = logging.getLogger(__name__)
+
+INVENTORY_EVERY = 15.0  # the inventory is read again this often (and a second after a change)
+FRESH_FOR = 2.0  # a command resolves its targets on an inventory at most this old
+STATE_WRITE_EVERY = 30.0  # a node's row is rewritten at most this often unless it changes state
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,3 +183,92 @@ class MemoryRadioStore:
             for d in dirty:
                 entry["deliveries"][d.node_id] = {"state": d.state, "error": d.error,
                                                   "times": delivery_times(d)}
+
+
+class StateSync:
+    """Between the registry and tracker in memory and the :class:`RadioStore`: reads the inventory
+    (and, once, the sessions nodes last had), writes what changed. A flush that fails marks
+    everything it held changed again, so the next one writes it."""
+
+    def __init__(self, store: RadioStore, registry: Registry, tracker: Tracker) -> None:
+        self.store, self.registry, self.tracker = store, registry, tracker
+        self.loaded_at = 0.0  # monotonic time of the last inventory read
+        self.dirty = False  # the inventory changed: read it again soon
+        self._sessions_loaded = False
+        self._state_written: dict[str, float] = {}
+
+    async def load_inventory(self) -> None:
+        """Node id -> zone from the store, and the last known sessions (once, at start)."""
+        self.loaded_at = time.monotonic()
+        rows = await self.store.speakers()
+        states = [] if self._sessions_loaded else await self.store.states()
+        if rows is not None:
+            self.registry.set_inventory({r.id: r.zone for r in rows})
+            for r in rows:
+                node = self.registry.nodes[r.id]
+                node.lat, node.lon = r.lat, r.lon
+        for st in states:  # the session counter must survive restarts, or a late will wins
+            self._restore(st)
+        self._sessions_loaded = True
+
+    async def fresh_inventory(self, max_age: float = FRESH_FOR) -> None:
+        """Read the inventory again unless it was read less than ``max_age`` seconds ago."""
+        if time.monotonic() - self.loaded_at > max_age:
+            await self.load_inventory()
+
+    def reload_due(self) -> bool:
+        """Time for the periodic re-read, or a second after someone said it changed."""
+        age = time.monotonic() - self.loaded_at
+        if age > INVENTORY_EVERY or (self.dirty and age > 1.0):
+            self.dirty = False
+            return True
+        return False
+
+    def _restore(self, st: Any) -> None:
+        if not plausible_session(st.session):
+            log.warning("stored session of node=%s is implausible (%d, more than a day ahead); "
+                        "ignored, the node's next status sets it", st.node_id, st.session)
+            return
+        node = self.registry.node(st.node_id)
+        if node.session < st.session:
+            node.session = st.session
+            node.online = st.online
+            node.known_status = True
+            node.since = st.since.timestamp() if st.since else None
+            node.fw = st.fw
+            node.schedule_version = st.schedule_version
+
+    async def flush(self) -> None:
+        """Write changed node states and command deliveries, in one transaction."""
+        now = time.monotonic()
+        changed = self.registry.take_changes()
+        nodes = [st for nid, st in self.registry.nodes.items() if self._due(nid, st, changed, now)]
+        cmds = [tc for tc in self.tracker.commands.values() if tc.dirty]
+        if not nodes and not cmds:
+            return
+        writes = [(st, st.to_dict(now, self.registry.stale_after)["telemetry"] or {}) for st in nodes]
+        deliveries = [(tc, [d for d in tc.deliveries.values() if d.dirty]) for tc in cmds]
+        _mark(deliveries, False)
+        try:
+            await self.store.write(writes, deliveries)
+        except BaseException:
+            self.registry.changes.update(changed)  # try again next flush
+            _mark(deliveries, True)
+            raise
+        for st in nodes:
+            self._state_written[st.id] = now
+
+    def _due(self, nid: str, st: NodeState, changed: set[str], now: float) -> bool:
+        """Whether a node's state is to be written: it changed, or its telemetry is older in the
+        store than STATE_WRITE_EVERY (nodes no longer in the inventory are not written)."""
+        if st.zone is None:
+            return False
+        return nid in changed or (st.telemetry_wall is not None and
+                                  now - self._state_written.get(nid, -STATE_WRITE_EVERY) >= STATE_WRITE_EVERY)
+
+
+def _mark(deliveries: list[CommandWrite], dirty: bool) -> None:
+    for tc, ds in deliveries:
+        tc.dirty = dirty
+        for d in ds:
+            d.dirty = dirty

@@ -89,8 +89,8 @@ def live(tmp_path_factory, mosquitto):
         from netmgr.radio.mqtt import Broker
         from netmgr.radio.service import RadioService
 
-        return {"radio": RadioService(None, broker=Broker(port=mosquitto.port, protocol="3.1.1"),
-                                      client_id="fuzz", inventory={"loa-1": COMMUNE_A})}
+        return {"radio": RadioService.standalone(Broker(port=mosquitto.port, protocol="3.1.1"),
+                                                 {"loa-1": COMMUNE_A}, client_id="fuzz")}
 
     api = ApiThread(conf, free_port(), services=radio)
     api.start()

@@ -68,7 +68,7 @@ async def test_an_unpublishable_stored_command_fails_alone(mosquitto):
         good = await svc.issue("ping", nodes=[NODE_A], ttl=600)
         bad = await svc.issue("ping", zones=[COMMUNE_A], ttl=600)
         bad.zones = [COMMUNE_A + "/#"]  # as if it had been stored before the edge checked it
-        await svc._publish_queued()
+        await svc.outbound.publish_queued()
         assert all(d.state == "error" and "could not be published" in d.error for d in bad.deliveries.values())
         assert good.deliveries[NODE_A].state in ("sent", "offline")
         assert svc.connected.is_set()
@@ -432,13 +432,13 @@ async def test_only_the_daemon_can_use_its_client_ids(tmp_path, mosquitto_factor
                     async with aiomqtt.Client("127.0.0.1", m.port, username="loa-1", password=node_pw,
                                               identifier="netmgr-in", clean_session=False) as attacker:
                         if not protected:
-                            await until(lambda svc=svc: svc.connects >= 2, 15,
+                            await until(lambda svc=svc: svc.health()["connects"] >= 2, 15,
                                         "the daemon's session taken over")
                             continue
                         await attacker.publish("netmgr/v1/node/loa-1/status", json.dumps(
                             {"state": "online", "session": int(time.time() * 1000)}), qos=1)
                         await until(lambda svc=svc: svc.registry.is_online("loa-1"), 10,
                                     "the node's status through the daemon's own session")
-                        assert svc.connects == 1
+                        assert svc.health()["connects"] == 1
         finally:
             m.stop()

@@ -41,9 +41,9 @@ async def test_a_person_can_act_as_a_node_with_mosquitto_clients(tmp_path: Path,
     m = mosquitto_factory(tls=True, passwd_file=tmp_path / "passwd", acl_file=tmp_path / "acl")
     env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(m.tls_port), "CAFILE": str(m.ca_file),
            "NODE": node, "PASS": password, "ZONE": zone, "SESSION": str(int(time.time() * 1000))}
-    svc = RadioService(None, broker=Broker(port=m.tls_port, tls=True, ca_file=m.ca_file,
-                                           username=DAEMON_USER, password=DAEMON_PASS),
-                       inventory={node: zone}, client_id="netmgr-doc")
+    svc = RadioService.standalone(Broker(port=m.tls_port, tls=True, ca_file=m.ca_file,
+                                         username=DAEMON_USER, password=DAEMON_PASS),
+                                  {node: zone}, client_id="netmgr-doc")
     async with running(svc):
         out = tmp_path / "sub.out"
         with out.open("w") as f:

@@ -54,8 +54,8 @@ def fleet200(tmp_path_factory, mosquitto_factory) -> Fleet:
 
 @pytest.mark.parametrize("protocol", ["5", "3.1.1"])
 async def test_200_nodes_zone_play_tracked_to_done(fleet200: Fleet, protocol: str) -> None:
-    svc = RadioService(None, broker=fleet200.daemon_broker(protocol), inventory=fleet200.inventory,
-                       telemetry_interval=5, client_id=f"netmgr-{protocol}")
+    svc = RadioService.standalone(fleet200.daemon_broker(protocol), fleet200.inventory,
+                                  telemetry_interval=5, client_id=f"netmgr-{protocol}")
     async with running(svc), SpeakerSim(fleet200.broker(protocol), list(fleet200.inventory.items()),
                                         SimConfig(telemetry_interval=5, protocol=protocol),
                                         fleet200.passwords) as sim:
@@ -89,8 +89,8 @@ async def test_200_nodes_zone_play_tracked_to_done(fleet200: Fleet, protocol: st
 
 
 async def test_a_node_cannot_publish_or_subscribe_as_another(fleet200: Fleet) -> None:
-    svc = RadioService(None, broker=fleet200.daemon_broker(), inventory=fleet200.inventory,
-                       client_id="netmgr-acl")
+    svc = RadioService.standalone(fleet200.daemon_broker(), fleet200.inventory,
+                                  client_id="netmgr-acl")
     async with running(svc):
         got: list[tuple[str, bytes]] = []
         ids = sorted(fleet200.inventory)
@@ -131,8 +131,8 @@ async def test_a_node_cannot_publish_or_subscribe_as_another(fleet200: Fleet) ->
 
 
 async def test_late_will_does_not_mark_a_reconnected_node_offline(fleet200: Fleet) -> None:
-    svc = RadioService(None, broker=fleet200.daemon_broker(), inventory=fleet200.inventory,
-                       client_id="netmgr-will")
+    svc = RadioService.standalone(fleet200.daemon_broker(), fleet200.inventory,
+                                  client_id="netmgr-will")
     async with running(svc):
         nid = sorted(fleet200.inventory)[5]
         async with SpeakerSim(fleet200.broker("3.1.1"), [(nid, fleet200.inventory[nid])], SimConfig(),
@@ -168,8 +168,8 @@ async def test_late_will_does_not_mark_a_reconnected_node_offline(fleet200: Flee
 async def test_expired_command_is_never_played(fleet200: Fleet, protocol: str) -> None:
     """A node away when its command was sent comes back after the command expired: on MQTT 5 the
     broker drops it (message expiry), on 3.1.1 the node refuses it by the envelope's ``expires``."""
-    svc = RadioService(None, broker=fleet200.daemon_broker(protocol), inventory=fleet200.inventory,
-                       client_id=f"netmgr-exp-{protocol}")
+    svc = RadioService.standalone(fleet200.daemon_broker(protocol), fleet200.inventory,
+                                  client_id=f"netmgr-exp-{protocol}")
     nid = sorted(fleet200.inventory)[7]
     async with running(svc), SpeakerSim(fleet200.broker(protocol), [(nid, fleet200.inventory[nid])],
                                         SimConfig(protocol=protocol), fleet200.passwords) as sim:
@@ -203,8 +203,8 @@ async def test_broker_outage_30s(tmp_path: Path, mosquitto_factory) -> None:
     the expired one is never played."""
     fleet = Fleet(60, tmp_path, mosquitto_factory)
     interval = 3.0
-    svc = RadioService(None, broker=fleet.daemon_broker(), inventory=fleet.inventory,
-                       telemetry_interval=interval, client_id="netmgr-outage")
+    svc = RadioService.standalone(fleet.daemon_broker(), fleet.inventory,
+                                  telemetry_interval=interval, client_id="netmgr-outage")
     async with running(svc), SpeakerSim(fleet.broker("3.1.1"), list(fleet.inventory.items()),
                                         SimConfig(telemetry_interval=interval, reconnect_max=2.0),
                                         fleet.passwords) as sim:
@@ -250,7 +250,7 @@ async def test_broker_outage_30s(tmp_path: Path, mosquitto_factory) -> None:
 async def test_bad_messages_are_counted_not_fatal(mosquitto_factory) -> None:
     mosquitto = mosquitto_factory()  # its own broker: no retained messages of other tests' nodes
     inv = {"n-1": "p/d/c", "n-2": "p/d/c"}
-    svc = RadioService(None, broker=Broker(port=mosquitto.port), inventory=inv, client_id="netmgr-bad")
+    svc = RadioService.standalone(Broker(port=mosquitto.port), inv, client_id="netmgr-bad")
     async with running(svc):
         c = await mqttlite.connect("127.0.0.1", mosquitto.port, "pest", lambda t, pl: None)
         cases = [

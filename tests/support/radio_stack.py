@@ -34,7 +34,7 @@ async def running(svc: RadioService):
 async def running_radio(broker: Any, inventory: dict[str, str], client_id: str) -> AsyncIterator[Any]:
     """A RadioService without a daemon (static ``inventory``) on ``broker``, running and
     connected; cancelled at the end."""
-    svc = RadioService(None, broker=broker, client_id=client_id, inventory=inventory)
+    svc = RadioService.standalone(broker, inventory, client_id=client_id)
     task = asyncio.create_task(svc.run())
     try:
         await until(svc.connected.is_set, 10, f"the radio service {client_id} connected")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 
-from netmgr.radio.service import BadMessageLog
+from netmgr.radio.inbound import BadMessageLog
 
 
 def test_spoofed_node_ids_make_a_bounded_number_of_lines(caplog):

@@ -72,7 +72,7 @@ def test_every_service_fills_only_the_figures_declared_for_it():
     assert SCHEMA["netmgr"] == {f: kind for f, (_, kind, _) in INTERNAL_METRICS.items()}
     assert all(help_ for _, _, help_ in INTERNAL_METRICS.values())
     declared = {c: {f for f, (comp, _, _) in INTERNAL_METRICS.items() if comp == c} for c in ("radio", "poller")}
-    assert set(RadioService(None, broker=Broker(port=1)).stats_fields()) == declared["radio"]
+    assert set(RadioService.standalone(Broker(port=1)).stats_fields()) == declared["radio"]
     poller = PollerService.__new__(PollerService)  # its figures from health(), before any poll
     poller.health = lambda: {}  # type: ignore[method-assign]
     assert set(PollerService.stats_fields(poller)) == declared["poller"]
