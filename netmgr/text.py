@@ -9,6 +9,10 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from netmgr.errors import BadValue
+
+MAX_SPOKEN = 5000  # characters of a text to speak: a program's, a broadcast's, a TTS request's
+
 # Characters that change how a terminal or a page shows the text around them: the C0 and C1
 # controls (ESC starts every terminal escape, BEL ends an OSC title), DEL, and the Unicode
 # bidirectional embeddings, overrides and isolates (U+202E shows "gpj.exe" as "exe.jpg") and
@@ -40,6 +44,24 @@ def check_text(value: str, what: str = "text") -> str:
     if m:
         raise ValueError(f"{what} contains the control character {_describe(m.group())}")
     return value
+
+
+def spoken_text(value: object, what: str = "text to speak") -> str:
+    """Text that will be spoken (espeak-ng): a string, NFC, no control characters, not blank, at
+    most MAX_SPOKEN characters (counted after NFC: "ệ" typed as 3 code points counts once);
+    BadValue (a ValueError, so pydantic reports it too) saying what is wrong and what to do."""
+    if not isinstance(value, str):
+        raise BadValue(f"{what} must be a string")
+    try:
+        t = check_text(value, what).strip()
+    except ValueError as e:
+        raise BadValue(str(e)) from None
+    if not t:
+        raise BadValue(f"{what} is empty; give the words to broadcast")
+    if len(t) > MAX_SPOKEN:
+        raise BadValue(f"{what} has {len(t):,} characters; the limit is {MAX_SPOKEN:,}: shorten it "
+                       "or split it into several broadcasts")
+    return t
 
 
 def safe_text(value: object, *, keep_newlines: bool = True, json_escapes: bool = False) -> str:

@@ -20,10 +20,10 @@ from netmgr.api import schemas
 from netmgr.api.deps import audited_write, page, principal, session
 from netmgr.api.services import Svc, services
 from netmgr.auth import Principal
-from netmgr.broadcast.model import MAX_TEXT
 from netmgr.errors import Conflict, Forbidden, MissingReference, NotFound, UsageError
 from netmgr.refs import Day, NodeId, ProgramTitle, Text, Title, ZonePath
 from netmgr.store.models import CommandDelivery, OccurrenceRow, ProgramRow, Speaker, Zone
+from netmgr.text import MAX_SPOKEN
 from netmgr.zones import common_zone, overlaps
 
 router = APIRouter()
@@ -321,7 +321,7 @@ class NowIn(BaseModel):
 
     zones: list[ZonePath] = Field(default_factory=list, max_length=200)
     speakers: list[NodeId] = Field(default_factory=list, max_length=10000)
-    text: Annotated[Text | None, WithJsonSchema(schemas.TEXT_SCHEMA)] = Field(None, max_length=MAX_TEXT)
+    text: Annotated[Text | None, WithJsonSchema(schemas.TEXT_SCHEMA)] = Field(None, max_length=MAX_SPOKEN)
     media_id: str | None = Field(None, pattern=r"^[0-9a-f]{64}$", description="a media id (media list)")
     url: Annotated[str | None, WithJsonSchema(schemas.URL_SCHEMA)] = Field(None, max_length=2048)
     title: Title = ""

@@ -61,9 +61,8 @@ from netmgr.broadcast.recurrence import (
 from netmgr.config import VOICES
 from netmgr.errors import RuleError, UsageError
 from netmgr.refs import check_node_id, check_zone
-from netmgr.text import check_name, check_text
+from netmgr.text import check_name, spoken_text
 
-MAX_TEXT = 5000
 MAX_DURATION_S = 24 * 3600
 MAX_TITLE = 200
 MEDIA_ID = re.compile(r"^[0-9a-f]{64}$")
@@ -142,15 +141,7 @@ class TextContent(_Strict):
     @field_validator("text", mode="before")
     @classmethod
     def _check_text(cls, v: Any) -> str:
-        if not isinstance(v, str):
-            raise ValueError("text must be a string")
-        v = check_text(v).strip()
-        if not v:
-            raise ValueError("text is empty; type what should be announced")
-        if len(v) > MAX_TEXT:
-            raise ValueError(f"text is {len(v):,} characters; at most {MAX_TEXT:,} - shorten it or "
-                             "split it into several programs")
-        return v
+        return spoken_text(v, "text")
 
     @field_validator("voice")
     @classmethod
@@ -598,6 +589,6 @@ def new_program(data: dict[str, Any], *, now: datetime | None = None, tz: str | 
 
 
 __all__ = [
-    "MAX_DURATION_S", "MAX_TEXT", "Content", "MediaContent", "Once", "Priority", "Program", "Recurring",
+    "MAX_DURATION_S", "Content", "MediaContent", "Once", "Priority", "Program", "Recurring",
     "Targets", "TextContent", "UrlContent", "format_validation_error", "new_program",
 ]

@@ -15,31 +15,23 @@ import hashlib
 import logging
 import secrets
 import shutil
-import unicodedata
 from typing import Any
 
 from netmgr.config import VOICE_NAME
 from netmgr.errors import TtsError, UsageError
 from netmgr.media.store import TMP_PREFIX, Media, MediaStore
+from netmgr.text import spoken_text
 
 log = logging.getLogger("netmgr.media")
 
-MAX_CHARS = 5000
 # Calls of espeak-ng by this process, and answers from the cache (health, tests).
 stats: dict[str, int] = {"runs": 0, "cached": 0}
 
 
 def normalize(text: str) -> str:
-    """The text as it is spoken and cached: NFC, without surrounding blanks; refused if empty or too long."""
-    if not isinstance(text, str):
-        raise UsageError("text to speak: give a string")
-    t = unicodedata.normalize("NFC", text).strip()
-    if not t:
-        raise UsageError("text to speak is empty; give the words to broadcast")
-    if len(t) > MAX_CHARS:
-        raise UsageError(f"text to speak has {len(t):,} characters; the limit is {MAX_CHARS:,}: shorten it "
-                         "or split it into several broadcasts")
-    return t
+    """The text as it is spoken and cached: NFC, without surrounding blanks; refused (BadValue)
+    if empty, too long or holding control characters (netmgr.text.spoken_text)."""
+    return spoken_text(text)
 
 
 def cache_key(text: str, voice: str) -> str:

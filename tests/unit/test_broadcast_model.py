@@ -32,7 +32,7 @@ def prog(pid: int | None = None, **kw):
     ({"volume": 101}, "volume"),
     ({"when": {"kind": "rrule", "rrule": "FREQ=SECONDLY"}}, "once a minute"),
     ({"when": {"kind": "rrule", "rrule": "FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=30"}}, "never"),
-    ({"content": {"kind": "text", "text": "x" * 5001}}, "at most 5,000"),
+    ({"content": {"kind": "text", "text": "x" * 5001}}, "the limit is 5,000"),
     ({"content": {"kind": "url", "url": "ftp://x/a.mp3"}}, "http"),
     ({"targets": {}}, "no targets"),
     ({"targets": {"zones": ["Bình Phước"]}}, "zone"),
