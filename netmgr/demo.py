@@ -18,6 +18,7 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -225,14 +226,16 @@ def banner(run: DemoRun) -> None:
     print(f"  curl -s {run.api_url}/healthz", flush=True)
 
 
-async def health_table(run: DemoRun) -> Table:
+async def health_table(run: DemoRun, data: dict[str, Any] | None = None) -> Table:
+    """Every service's full counters (``netmgr demo --verbose``)."""
     import httpx
 
     table = Table(title=f"services at {time.strftime('%H:%M:%S')}", header_style="bold")
     for col in ("service", "state", "restarts", "detail"):
         table.add_column(col)
-    async with httpx.AsyncClient(base_url=run.api_url, timeout=5) as http:
-        data = (await http.get("/healthz")).json()
+    if data is None:
+        async with httpx.AsyncClient(base_url=run.api_url, timeout=5) as http:
+            data = (await http.get("/healthz")).json()
     for name, s in data.get("services", {}).items():
         detail = ", ".join(f"{k}={v}" for k, v in s.items()
                            if k not in ("state", "restarts", "since", "ready"))
@@ -240,8 +243,123 @@ async def health_table(run: DemoRun) -> Table:
     return table
 
 
+def _aps_line(poller: dict[str, Any]) -> str:
+    if not poller:
+        return "poller off"
+    unpolled = poller.get("aps", 0) - poller.get("up", 0) - poller.get("down", 0)
+    return (f"{poller.get('up', 0)} up, {poller.get('down', 0)} down"
+            + (f", {unpolled} not polled yet" if unpolled > 0 else ""))
+
+
+def _nodes_line(radio: dict[str, Any]) -> str:
+    if not radio:
+        return "radio off"
+    nodes = radio.get("nodes") or {}
+    others = ", ".join(f"{n} {k}" for k, n in nodes.items() if k != "online" and n)
+    line = f"{nodes.get('online', 0)} online of {sum(nodes.values())}" + (f" ({others})" if others else "")
+    return line if radio.get("connected", True) else line + "; broker link down"
+
+
+def _broadcast_line(last: dict[str, Any] | None, tz: tzinfo) -> str:
+    from netmgr.humanize import format_time
+
+    if not last:
+        return "none yet"
+    timing = " (missed)" if last.get("missed") else " (late)" if last.get("late") else ""
+    failed = last.get("failed", 0) + last.get("offline", 0) + last.get("expired", 0)
+    return (f"{last.get('title', '')} at {format_time(last.get('start'), tz, date=False)}: "
+            f"{last.get('played', 0)}/{last.get('targets', 0)} played"
+            + (f", {failed} not" if failed else "") + timing)
+
+
+def _telemetry_line(t: dict[str, Any]) -> str:
+    from netmgr.humanize import format_bytes, format_count
+
+    if not t:
+        return "telemetry off"
+    ring = f"{format_count(t.get('ring_points', 0))} points in the local ring"
+    if str(t.get("influxdb", "")).startswith("off"):
+        return f"{ring}; InfluxDB off"
+    spooled = t.get("spool_points", 0)
+    return (f"{format_count(t.get('points_written', 0))} points written, {format_count(spooled)} spooled"
+            + (f" ({format_bytes(t.get('spool_bytes', 0))})" if spooled else "") + f"; {ring}")
+
+
+def _errors_line(services: dict[str, Any]) -> str:
+    poller, t = services.get("poller") or {}, services.get("telemetry") or {}
+    radio = services.get("radio") or {}
+    counts = {"failed polls": poller.get("failures", 0), "write errors": t.get("write_errors", 0),
+              "points dropped": t.get("points_dropped", 0), "ring errors": t.get("ring_errors", 0),
+              "bad messages": sum((radio.get("bad_messages") or {}).values()),
+              "restarts": sum(s.get("restarts", 0) for s in services.values())}
+    parts = [f"{n} {what}" for what, n in counts.items() if n]
+    parts += [f"{name} {s['state']}" for name, s in services.items() if s.get("state") != "running"]
+    if t.get("last_error"):
+        parts.append(f"last: {t['last_error']}")
+    return ", ".join(parts) or "none"
+
+
+def status_lines(health: dict[str, Any], last: dict[str, Any] | None, tz: tzinfo) -> list[tuple[str, str]]:
+    """The demo's status for a person: APs up/down, nodes online, the last broadcast and its
+    delivery, telemetry points written/spooled, errors (``health``: /healthz; ``last``: the
+    latest occurrence of the broadcast report)."""
+    services = health.get("services") or {}
+    return [("APs", _aps_line(services.get("poller") or {})),
+            ("speakers", _nodes_line(services.get("radio") or {})),
+            ("broadcast", _broadcast_line(last, tz)),
+            ("telemetry", _telemetry_line(services.get("telemetry") or {})),
+            ("errors", _errors_line(services))]
+
+
+def status_view(lines: list[tuple[str, str]], tz: tzinfo) -> Any:
+    """``status_lines`` as a compact block under a line with the time (data as plain text: a
+    broadcast's title cannot restyle the terminal)."""
+    from rich.console import Group
+    from rich.text import Text
+
+    from netmgr.humanize import format_time, zone_label
+    from netmgr.text import safe_text
+
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column()
+    for label, value in lines:
+        grid.add_row(f"  {label}", Text(safe_text(value, keep_newlines=False)))
+    return Group(Text(f"status at {format_time(time.time(), tz)}, {zone_label(tz)}", style="bold"), grid)
+
+
+async def last_broadcast(run: DemoRun) -> dict[str, Any] | None:
+    """The latest occurrence that has started, from today's broadcast report."""
+    from datetime import UTC, datetime
+
+    import httpx
+
+    async with httpx.AsyncClient(base_url=run.api_url, headers=auth(run), timeout=5) as http:
+        r = await http.get("/api/v1/reports", params={"from": "today", "to": "today"})
+    if r.status_code != 200:
+        return None
+    now = datetime.now(UTC).isoformat()
+    started = [o for o in r.json()["items"] if o.get("start", "") <= now]
+    return max(started, key=lambda o: o["start"], default=None)
+
+
+async def demo_status(run: DemoRun, verbose: bool) -> Any:
+    """What the demo prints every 10 s: the compact status, or every counter with ``verbose``."""
+    import httpx
+
+    async with httpx.AsyncClient(base_url=run.api_url, timeout=5) as http:
+        health = (await http.get("/healthz")).json()
+    if verbose:
+        return await health_table(run, health)
+    tz = run.settings.tz
+    return status_view(status_lines(health, await last_broadcast(run), tz), tz)
+
+
 async def run_demo(duration: float | None, state_dir: Path | None, api_port: int = 8470,
-                   console: Console | None = None, *, influxdb_url: str | None = None) -> int:
+                   console: Console | None = None, *, influxdb_url: str | None = None,
+                   verbose: bool = False) -> int:
+    """Run the demo until ``duration`` (or a signal); every 10 s the status (``verbose``: every
+    service's counters). The exit code: 0 on a requested or timed stop."""
     from netmgr.daemon import Daemon
 
     console = console or Console()
@@ -284,7 +402,7 @@ async def run_demo(duration: float | None, state_dir: Path | None, api_port: int
         banner(run)
         deadline = None if duration is None else time.monotonic() + duration
         while deadline is None or time.monotonic() < deadline:
-            console.print(await health_table(run))
+            console.print(await demo_status(run, verbose))
             wait = 10.0 if deadline is None else min(10.0, max(0.0, deadline - time.monotonic()))
             done, _ = await asyncio.wait({daemon_task}, timeout=wait)
             if done:

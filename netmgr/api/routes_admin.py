@@ -47,6 +47,15 @@ async def list_users(who: Caller, s: Session) -> dict[str, Any]:
     return page([user_out(u) for u in await s.scalars(select(User).order_by(User.name))])
 
 
+@router.get("/info", tags=["health"])
+async def info(_: Caller, request: Request) -> dict[str, Any]:
+    """What a client needs to show this daemon's data to a person: its version and its time zone
+    (``[daemon] timezone``): the CLI shows times there, whatever the zone of the machine it runs on."""
+    from netmgr import __version__
+
+    return {"version": __version__, "timezone": request.app.state.settings.daemon.timezone}
+
+
 @router.get("/whoami", tags=["users"])
 async def whoami(who: Caller) -> dict[str, Any]:
     return {"name": who.name, "role": who.role, "zones": list(who.zones), "can_emergency": who.can_emergency}

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from datetime import tzinfo
 from typing import Any
 
 import click
 
-from netmgr.cli.context import CliContext, echo, echo_json, json_option, pass_ctx, print_table
-from netmgr.cli.inventory_cmds import file_argument, format_option, import_file, location_options, parse_tags
+from netmgr.cli.context import CliContext, echo, echo_json, json_option, pass_ctx
+from netmgr.cli.inventory_cmds import import_command, location_options, parse_tags, remove_command
+from netmgr.cli.output import filtered_list, print_fields, print_table, print_times_in, with_history
+from netmgr.humanize import format_bps, format_bytes, format_duration, format_time
 
 
 @click.group()
@@ -46,131 +48,100 @@ def add(obj: CliContext, name: str, host: str, port: int, community: str | None,
     echo_json(r) if as_json else echo(f"added AP {r['name']} ({r['host']}:{r['port']}) in {r['zone']}")
 
 
-@ap.command("import")
-@file_argument
-@format_option
-@pass_ctx
-def import_(obj: CliContext, file: Path, fmt: str | None) -> None:
-    """Import APs from CSV or YAML (name,host,zone[,port,community,v3_user,auth_key,priv_key,lat,lon,tags]).
+ap.add_command(import_command("aps", """Import APs from CSV or YAML
+(name,host,zone[,port,community,v3_user,auth_key,priv_key,lat,lon,tags]).
 
-    All or nothing: any bad line refuses the whole file, every problem listed with its line.
-    Existing names are updated.
-    """
-    import_file(obj, "aps", file, fmt)
+All or nothing: any bad line refuses the whole file, every problem listed with its line.
+Existing names are updated.
+"""))
 
 
 @ap.command("list")
-@click.option("--zone", help="Only this zone and below.")
-@click.option("--tag", help="key or key=value")
-@click.option("--status", type=click.Choice(["up", "down", "unknown"]))
-@json_option
-@pass_ctx
-def list_(obj: CliContext, zone: str | None, tag: str | None, status: str | None, as_json: bool) -> None:
+@filtered_list("/api/v1/aps", ["up", "down", "unknown"])
+def list_(obj: CliContext, items: list[dict[str, Any]], wide: bool) -> None:
     """List APs with their status, clients and last poll."""
-    items = obj.client().get("/api/v1/aps", zone=zone, tag=tag, status=status)["items"]
-    if as_json:
-        echo_json(items)
-        return
-    tz = obj.settings().tz
-    for i in items:
-        i["vendor_model"] = " ".join(x for x in (i.get("vendor"), i.get("model")) if x) or ""
-        i["last"] = _local(i.get("last_poll"), tz)
-    print_table(items, [("name", "name"), ("zone", "zone"), ("vendor_model", "vendor/model"),
-                        ("status", "status"), ("clients", "clients"), ("last", "last poll")])
-
-
-def _local(iso: str | None, tz: object) -> str:
-    from datetime import datetime
-
-    if not iso:
-        return ""
-    return datetime.fromisoformat(iso).astimezone(tz).strftime("%Y-%m-%d %H:%M:%S")  # type: ignore[arg-type]
-
-
-def _bps(v: float | None) -> str:
-    if v is None:
-        return "-"
-    for unit, div in (("Gbit/s", 1e9), ("Mbit/s", 1e6), ("kbit/s", 1e3)):
-        if v >= div:
-            return f"{v / div:.2f} {unit}"
-    return f"{v:.0f} bit/s"
+    tz = obj.tz()
+    rows = [{**i, "zone_name": obj.zone_name(i["zone"]), "last": format_time(i.get("last_poll"), tz),
+             "vendor_model": " ".join(x for x in (i.get("vendor"), i.get("model")) if x),
+             "since": format_time(i.get("status_since"), tz)} for i in items]
+    print_table(rows, [("name", "name", "essential"), ("zone_name", "zone", "essential"),
+                       ("status", "status", "essential"), ("clients", "clients"), ("last", "last poll"),
+                       ("vendor_model", "vendor/model"), ("since", "status since", "wide"),
+                       ("host", "host", "wide"), ("zone", "zone path", "wide")], wide=wide, tz=tz)
+    counts = {s: sum(1 for i in items if i["status"] == s) for s in ("up", "down", "unknown")}
+    echo(", ".join(f"{n} {s}" for s, n in counts.items() if n) or "no APs")
 
 
 @ap.command("show")
-@click.argument("name")
-@click.option("--history", "history_rows", type=click.IntRange(0, 10_000), default=5, show_default=True,
-              help="Recent polls to show, from the telemetry ring (0: none).")
-@click.option("--history-minutes", type=click.IntRange(1, 10_080), default=60, show_default=True)
-@json_option
-@pass_ctx
-def show(obj: CliContext, name: str, history_rows: int, history_minutes: int, as_json: bool) -> None:
+@with_history("aps", "name", "", "polls, from the telemetry ring,")
+def show(obj: CliContext, r: dict[str, Any]) -> None:
     """One AP: profile, interfaces with rates, radios, clients, recent status changes and polls."""
-    client = obj.client()
-    r = client.get(f"/api/v1/aps/{name}")
-    r["history"] = client.get(f"/api/v1/aps/{name}/history", minutes=history_minutes,
-                              limit=history_rows)["items"] if history_rows else []
-    if as_json:
-        echo_json(r)
-        return
-    tz = obj.settings().tz
-    _echo_ap_status(r, tz)
+    tz = obj.tz()
+    _echo_ap_status(r, tz, obj.zone_name(r["zone"]))
     _echo_ap_tables(r, tz)
+    print_times_in(tz)
 
 
-def _echo_ap_status(r: dict[str, Any], tz: object) -> None:
+def _echo_ap_status(r: dict[str, Any], tz: tzinfo, zone_name: str) -> None:
     """The text lines of ``ap show``: identity, status, profile, system, error, clients, cpu/memory."""
-    echo(f"{r['name']}  {r['host']}:{r['port']}  zone {r['zone']}")
-    since = _local(r.get("status_since"), tz)
-    echo(f"status   {r['status']} since {since}  flaps {r.get('flaps', 0)}")
-    echo(f"profile  {r.get('matched_profile') or '-'} ({r.get('vendor') or ''} {r.get('model') or ''})")
-    echo(f"system   {r.get('sys_name') or ''}  uptime {r.get('uptime_s') or '-'} s  "
-         f"response {r.get('response_ms') or '-'} ms  last poll {_local(r.get('last_poll'), tz)}")
-    if r.get("last_error"):
-        echo(f"error    {r['last_error']}")
-    echo(f"clients  {r.get('clients') if r.get('clients') is not None else '-'}"
-         + "".join(f"  {k}: {v}" for k, v in (r.get("clients_by_ssid") or {}).items()))
-    if r.get("cpu_pct") is not None or r.get("mem_total"):
-        echo(f"cpu      {r.get('cpu_pct')} %  memory {r.get('mem_used')} / {r.get('mem_total')} bytes")
+    echo(f"{r['name']}  {r['host']}:{r['port']}")
+    since = format_time(r.get("status_since"), tz)
+    ms = None if r.get("response_ms") is None else f"{r['response_ms']:g} ms"
+    clients = "-" if r.get("clients") is None else str(r["clients"])
+    cpu = None if r.get("cpu_pct") is None else f"{r['cpu_pct']:g} %"
+    print_fields([
+        ("zone", f"{zone_name} ({r['zone']})" if zone_name != r["zone"] else zone_name),
+        ("status", f"{r['status']}" + (f" since {since}" if since else "") + f", {r.get('flaps', 0)} flaps"),
+        ("profile", f"{r.get('matched_profile') or '-'} ({r.get('vendor') or ''} {r.get('model') or ''})"),
+        ("system", r.get("sys_name")), ("uptime", format_duration(r.get("uptime_s"))),
+        ("last poll", format_time(r.get("last_poll"), tz) + (f", answered in {ms}" if ms else "")),
+        ("error", r.get("last_error")),
+        ("clients", clients + "".join(f"  {k}: {v}" for k, v in (r.get("clients_by_ssid") or {}).items())),
+        ("cpu", cpu),
+        ("memory", _memory(r.get("mem_used"), r.get("mem_total")) if r.get("mem_total") else None),
+    ], width=9)
 
 
-def _echo_ap_tables(r: dict[str, Any], tz: object) -> None:
+def _memory(used: int | None, total: int | None) -> str:
+    if not total:
+        return format_bytes(used) or "-"
+    return f"{format_bytes(used) or '-'} of {format_bytes(total)}" + (
+        f" ({used / total:.0%})" if used is not None else "")
+
+
+def _echo_ap_tables(r: dict[str, Any], tz: tzinfo) -> None:
     """The tables of ``ap show``: interfaces, radios, the last status changes and recent polls."""
     rows = [{"name": i["name"], "status": {1: "up", 2: "down"}.get(i.get("oper_status"), "?"),
-             "in": _bps(i.get("in_bps")), "out": _bps(i.get("out_bps")), "bits": i.get("counter_bits"),
-             "errors": f"{i.get('in_errors') or 0}/{i.get('out_errors') or 0}"}
+             "in": format_bps(i.get("in_bps")), "out": format_bps(i.get("out_bps")),
+             "bits": i.get("counter_bits"), "errors": f"{i.get('in_errors') or 0}/{i.get('out_errors') or 0}"}
             for i in r.get("interfaces", [])]
     if rows:
-        print_table(rows, [("name", "interface"), ("status", "oper"), ("in", "in"), ("out", "out"),
-                           ("bits", "counter"), ("errors", "errors in/out")])
+        print_table(rows, [("name", "interface", "essential"), ("status", "oper", "essential"), ("in", "in"),
+                           ("out", "out"), ("errors", "errors in/out"), ("bits", "counter bits")])
     if r.get("radios"):
-        print_table(r["radios"], [("name", "radio"), ("channel", "channel"), ("noise_dbm", "noise dBm"),
-                                  ("clients", "clients")])
+        print_table(r["radios"], [("name", "radio", "essential"), ("channel", "channel"),
+                                  ("noise_dbm", "noise dBm"), ("clients", "clients")])
     for e in r.get("events", [])[:10]:
-        echo(f"{_local(e['ts'], tz)}  {e['status']:5} {e['detail']}")
+        echo(f"{format_time(e['ts'], tz)}  {e['status']:5} {e['detail']}")
     if r["history"]:
         print_table([_history_row(h, tz) for h in r["history"]],
-                    [("time", "time"), ("up", "up"), ("ms", "resp ms"), ("clients", "clients"),
-                     ("rx", "rx Mbit/s"), ("tx", "tx Mbit/s"), ("ifname", "busiest if")],
-                    title=f"last {len(r['history'])} polls since {_local(r['history'][0]['ts'], tz)}")
+                    [("time", "time", "essential"), ("up", "up", "essential"), ("ms", "resp ms"),
+                     ("clients", "clients"), ("rx", "rx Mbit/s"), ("tx", "tx Mbit/s"),
+                     ("ifname", "busiest if")],
+                    title=f"last {len(r['history'])} polls since {format_time(r['history'][0]['ts'], tz)}")
 
 
-def _history_row(h: dict[str, Any], tz: object) -> dict[str, Any]:
+def _history_row(h: dict[str, Any], tz: tzinfo) -> dict[str, Any]:
     def mbit(v: float | None) -> str:
         return "-" if v is None else f"{v / 1e6:.2f}"
 
     ms, clients = h.get("response_ms"), h.get("clients")
-    return {"time": _local(h["ts"], tz)[11:], "up": {1: "up", 0: "down"}.get(h.get("up"), "?"),  # type: ignore[arg-type]
+    return {"time": format_time(h["ts"], tz, date=False), "up": {1: "up", 0: "down"}.get(h.get("up"), "?"),
             "ms": "-" if ms is None else f"{ms:.1f}", "clients": "-" if clients is None else clients,
             "rx": mbit(h.get("rx_bps")), "tx": mbit(h.get("tx_bps")), "ifname": h.get("ifname") or "-"}
 
 
-@ap.command("remove")
-@click.argument("name")
-@pass_ctx
-def remove(obj: CliContext, name: str) -> None:
-    """Remove an AP from the inventory."""
-    obj.client().delete(f"/api/v1/aps/{name}")
-    echo(f"removed AP {name}")
+ap.add_command(remove_command("aps", "an AP", "name"))
 
 
 def _target(name: str, host: str, port: int, community: str | None, v3_user: str | None,
@@ -247,15 +218,17 @@ def poll(obj: CliContext, address: str, profile: str | None, community: str | No
     echo(f"{address}: profile {result.profile} ({result.vendor} {result.family}) in {ms:.0f} ms")
     echo(f"  sysName {result.sys_name!r}  sysObjectID {result.sys_object_id}")
     echo(f"  sysDescr {result.sys_descr[:100]!r}")
-    up = "-" if result.uptime_ticks is None else f"{result.uptime_ticks / 100 / 86400:.1f} days"
-    echo(f"  uptime {up}  cpu {result.cpu_pct if result.cpu_pct is not None else '-'} %  "
-               f"memory {result.mem_used_bytes or '-'} / {result.mem_total_bytes or '-'} bytes")
+    up = "-" if result.uptime_ticks is None else format_duration(result.uptime_ticks / 100)
+    cpu = "-" if result.cpu_pct is None else f"{result.cpu_pct:g} %"
+    echo(f"  uptime {up}  cpu {cpu}  memory {_memory(result.mem_used_bytes, result.mem_total_bytes)}")
     total = "-" if result.clients_total is None else result.clients_total
     echo(f"  clients {total}" + "".join(f"  {k}: {v}" for k, v in result.clients_by_ssid.items()))
     if result.interfaces:
-        print_table([dataclasses.asdict(i) for i in result.interfaces],
-                    [("index", "#"), ("name", "name"), ("oper_status", "oper"), ("speed_bps", "speed"),
-                     ("in_octets", "in octets"), ("out_octets", "out octets"), ("counter_bits", "bits")])
+        print_table([{**dataclasses.asdict(i), "oper": {1: "up", 2: "down"}.get(i.oper_status, "?"),
+                      "speed": format_bps(i.speed_bps) if i.speed_bps else "-"} for i in result.interfaces],
+                    [("index", "#", "essential"), ("name", "name", "essential"), ("oper", "oper"),
+                     ("speed", "speed"), ("in_octets", "in octets"), ("out_octets", "out octets"),
+                     ("counter_bits", "counter bits")])
     if result.radios:
         print_table([dataclasses.asdict(r) for r in result.radios],
                     [("name", "radio"), ("channel", "channel"), ("noise_dbm", "noise"),

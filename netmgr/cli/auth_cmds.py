@@ -8,15 +8,9 @@ from typing import Any
 
 import click
 
-from netmgr.cli.context import (
-    CliContext,
-    echo,
-    echo_json,
-    json_option,
-    pass_ctx,
-    print_table,
-    save_credentials,
-)
+from netmgr.cli.context import CliContext, echo, echo_json, json_option, pass_ctx, save_credentials
+from netmgr.cli.output import print_table, wide_option
+from netmgr.humanize import format_time, yes_no
 
 
 @click.command()
@@ -92,9 +86,10 @@ def add(
 
 
 @user.command("list")
+@wide_option
 @json_option
 @pass_ctx
-def list_(obj: CliContext, as_json: bool) -> None:
+def list_(obj: CliContext, wide: bool, as_json: bool) -> None:
     """List users (never their tokens)."""
     from sqlalchemy import select
 
@@ -106,11 +101,15 @@ def list_(obj: CliContext, as_json: bool) -> None:
     rows = _run(obj, fn)
     if as_json:
         echo_json(rows)
-    else:
-        for r in rows:
-            r["zones"] = ", ".join(r["zones"])
-        print_table(rows, [("name", "name"), ("role", "role"), ("zones", "zones"),
-                           ("can_emergency", "emergency"), ("disabled", "disabled")])
+        return
+    tz = obj.local_tz()  # a local command: the state store is here, and so is the config
+    people = [{**r, "zones": ", ".join(r["zones"]), "can_emergency": yes_no(r["can_emergency"]),
+               "disabled": yes_no(r["disabled"], "disabled", "active"),
+               "created": format_time(r["created_at"], tz)} for r in rows]
+    print_table(people, [("name", "name", "essential"), ("role", "role", "essential"),
+                         ("disabled", "state", "essential"), ("zones", "zones"),
+                         ("can_emergency", "emergency"), ("created", "created")],
+                wide=wide, tz=tz)
 
 
 @user.command("disable")

@@ -15,7 +15,9 @@ from typing import Any
 
 import click
 
-from netmgr.cli.context import CliContext, echo, echo_json, json_option, pass_ctx, print_table
+from netmgr.cli.context import CliContext, echo, echo_json, json_option, pass_ctx
+from netmgr.cli.output import emit, print_fields, print_table, print_times_in, wide_option
+from netmgr.humanize import format_duration, format_time
 
 
 @click.group()
@@ -92,16 +94,24 @@ def schedule(obj: CliContext, title: str, zones: tuple[str, ...], speakers: tupl
 @broadcast.command("list")
 @click.option("--zone", help="Programs of this zone (above or below it too).")
 @click.option("--cancelled", is_flag=True, help="Include cancelled programs.")
+@wide_option
 @json_option
 @pass_ctx
-def list_(obj: CliContext, zone: str | None, cancelled: bool, as_json: bool) -> None:
+def list_(obj: CliContext, zone: str | None, cancelled: bool, wide: bool, as_json: bool) -> None:
     """List programs with their next occurrence."""
     items = obj.client().get("/api/v1/programs", zone=zone, cancelled=cancelled or None)["items"]
     if as_json:
         echo_json(items)
         return
-    print_table(items, [("id", "id"), ("title", "title"), ("zone", "zone"), ("priority", "priority"),
-                        ("when", "when"), ("next", "next"), ("created_by", "by")])
+    tz = obj.tz()
+    rows = [{**p, "zone_name": obj.zone_name(p["zone"]), "next": format_time(p.get("next_utc"), tz),
+             "cancelled": format_time(p.get("cancelled_at"), tz)} for p in items]
+    print_table(rows, [("id", "id", "essential"), ("title", "title", "essential"),
+                       ("next", "next", "essential"), ("when", "when"), ("zone_name", "zone"),
+                       ("priority", "priority"),
+                       ("created_by", "by", "wide"), ("cancelled", "cancelled", "wide"),
+                       ("zone", "zone path", "wide")],
+                wide=wide, tz=tz)
 
 
 @broadcast.command("show")
@@ -110,20 +120,47 @@ def list_(obj: CliContext, zone: str | None, cancelled: bool, as_json: bool) -> 
 @pass_ctx
 def show(obj: CliContext, program_id: int, as_json: bool) -> None:
     """A program: next occurrences and the delivery of recent ones."""
-    r = obj.client().get(f"/api/v1/programs/{program_id}")
-    if as_json:
-        echo_json(r)
-        return
-    for k in ("id", "title", "zone", "priority", "when", "duration_s", "volume", "created_by",
-              "cancelled_at"):
-        if r.get(k) is not None:
-            echo(f"{k:12} {r[k]}")
+    emit(obj.client().get(f"/api/v1/programs/{program_id}"), as_json, lambda r: _print_program(obj, r))
+
+
+def _print_program(obj: CliContext, r: dict[str, Any]) -> None:
+    """The people view of ``broadcast show``."""
+    tz = obj.tz()
+    content = r.get("content") or {}
+    print_fields([("id", r["id"]), ("title", r["title"]),
+                  ("zone", f"{obj.zone_name(r['zone'])} ({r['zone']})"), ("priority", r.get("priority")),
+                  ("when", r.get("when")), ("duration", format_duration(r.get("duration_s"))),
+                  ("volume", r.get("volume")), ("content", _content_line(content)),
+                  ("created", f"{format_time(r.get('created_at'), tz)} by {r.get('created_by')}"),
+                  ("cancelled", format_time(r.get("cancelled_at"), tz))])
     for t in r.get("next_occurrences") or []:
-        echo(f"next         {t}")
+        echo(f"{'next':12} {format_time(t, tz)}")
     if r.get("occurrences"):
-        print_table(r["occurrences"], [("start_local", "start"), ("state", "state"), ("targets", "targets"),
-                                       ("played", "played"), ("failed", "failed"), ("offline", "offline")],
-                    title="occurrences")
+        print_table([occurrence_row(o, tz) for o in r["occurrences"]],
+                    OCCURRENCE_COLUMNS, title="occurrences", tz=tz)
+    else:
+        print_times_in(tz)
+
+
+def _content_line(c: dict[str, Any]) -> str:
+    if c.get("kind") == "text":
+        return f"text ({len(c.get('text') or '')} characters, voice {c.get('voice') or '-'})"
+    if c.get("kind") == "media":
+        return f"media {(c.get('media_id') or '')[:12]}"
+    return f"{c.get('kind', '')} {c.get('url') or ''}".strip()
+
+
+def occurrence_row(o: dict[str, Any], tz: Any) -> dict[str, Any]:
+    """An occurrence (of ``broadcast show`` or the report) for people: its start in the zone,
+    delivery as ``played/targets``, and in words whether it went on time."""
+    timing = "missed" if o.get("missed") else "late" if o.get("late") else "on time"
+    return {**o, "start_at": format_time(o.get("start"), tz), "timing": timing,
+            "delivery": f"{o.get('played', 0)}/{o.get('targets', 0)}"}
+
+
+OCCURRENCE_COLUMNS = [("start_at", "start", "essential"), ("delivery", "played", "essential"),
+                      ("failed", "failed"), ("offline", "offline"), ("timing", "timing"), ("state", "state"),
+                      ("expired", "expired", "wide"), ("id", "occurrence", "wide")]
 
 
 @broadcast.command("cancel")
@@ -146,15 +183,20 @@ def plan(obj: CliContext, zone: str, day: str, as_json: bool) -> None:
     if as_json:
         echo_json(r)
         return
+    from zoneinfo import ZoneInfo
+
+    tz = ZoneInfo(r["timezone"]) if r.get("timezone") else obj.tz()  # the plan names its zone
     for g in r["groups"]:
         spk = g["speakers"]
         head = ", ".join(spk[:4]) + (f" and {len(spk) - 4} more" if len(spk) > 4 else "")
-        rows = [{**it, "start": it["start_local"][11:16], "end": it["end_local"][11:16],
+        rows = [{**it, "start": format_time(it["start"], tz, date=False, seconds=False),
+                 "end": format_time(it["end"], tz, date=False, seconds=False),
                  "cut": "cut" if it["cut"] else ""} for it in g["items"]]
-        print_table(rows, [("start", "start"), ("end", "end"), ("title", "program"), ("priority", "priority"),
-                           ("cut", "")], title=f"{r['day']} — {head}")
-        for lost in g.get("lost") or []:
-            echo(f"  {lost.get('message', lost)}")
+        print_table(rows, [("start", "start", "essential"), ("end", "end", "essential"),
+                           ("title", "program", "essential"), ("priority", "priority"), ("cut", "cut")],
+                    title=f"{r['day']} — {head}")
+        print_fields([("", lost.get("message", lost)) for lost in g.get("lost") or []], width=1)
+    print_times_in(tz)
 
 
 @broadcast.command("now")
@@ -221,9 +263,11 @@ def now(obj: CliContext, zones: tuple[str, ...], text: str | None, media: str | 
 @click.option("--to", required=True, help="Last local day.")
 @click.option("--zone")
 @click.option("--csv", "as_csv", is_flag=True, help="CSV for a spreadsheet.")
+@wide_option
 @json_option
 @pass_ctx
-def report(obj: CliContext, from_: str, to: str, zone: str | None, as_csv: bool, as_json: bool) -> None:
+def report(obj: CliContext, from_: str, to: str, zone: str | None, as_csv: bool, wide: bool,
+           as_json: bool) -> None:
     """Per program and occurrence: targets, played, failed, offline, late, missed."""
     r = obj.client().get("/api/v1/reports", **{"from": from_, "to": to, "zone": zone})
     cols = ["start_local", "program", "title", "zone", "priority", "state", "targets", "played", "failed",
@@ -238,10 +282,14 @@ def report(obj: CliContext, from_: str, to: str, zone: str | None, as_csv: bool,
         w.writerows(r["items"])
         sys.stdout.write(buf.getvalue())
         return
-    print_table(r["items"], [(c, c.replace("_local", "")) for c in cols], title=f"broadcasts {from_} to {to}")
+    tz = obj.tz()
+    rows = [{**occurrence_row(o, tz), "zone_name": obj.zone_name(o.get("zone"))} for o in r["items"]]
+    print_table(rows, [*OCCURRENCE_COLUMNS[:1], ("title", "title", "essential"), *OCCURRENCE_COLUMNS[1:6],
+                       ("zone_name", "zone"), ("priority", "priority"), ("program", "program", "wide"),
+                       *OCCURRENCE_COLUMNS[6:]], title=f"broadcasts {from_} to {to}", wide=wide, tz=tz)
     t = r["totals"]
     echo(f"{r['count']} occurrences: {t['played']} plays of {t['targets']} targets, "
-               f"{t['failed']} failed, {t['offline']} offline, {t['late']} late, {t['missed']} missed")
+         f"{t['failed']} failed, {t['offline']} offline, {t['late']} late, {t['missed']} missed")
 
 
 @broadcast.command("ics")

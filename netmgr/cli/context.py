@@ -1,4 +1,5 @@
-"""What every CLI command shares: settings (loaded on demand), the API client, output."""
+"""What every CLI command shares: settings (loaded on demand), the API client, the daemon's
+time zone and zone names, echo and JSON output (tables and fields: :mod:`netmgr.cli.output`)."""
 
 from __future__ import annotations
 
@@ -6,11 +7,13 @@ import json
 import os
 import sys
 from dataclasses import dataclass, field
+from datetime import tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
+from netmgr.humanize import zone_labels
 from netmgr.text import safe_text
 
 if TYPE_CHECKING:
@@ -50,6 +53,9 @@ class CliContext:
     token: str | None = None
     debug: bool = False
     _settings: Settings | None = field(default=None, repr=False)
+    _client: ApiClient | None = field(default=None, repr=False)
+    _tz: tzinfo | None = field(default=None, repr=False)
+    _zones: dict[str, str] | None = field(default=None, repr=False)
 
     def settings(self) -> Settings:
         """The validated settings; a bad config raises ConfigError (exit 2)."""
@@ -60,12 +66,45 @@ class CliContext:
         return self._settings
 
     def client(self) -> ApiClient:
-        from netmgr.cli.client import ApiClient
+        """The API client (one per command run)."""
+        if self._client is None:
+            from netmgr.cli.client import ApiClient
 
-        saved = load_saved_credentials()
-        server = self.server or saved.get("server") or DEFAULT_SERVER
-        token = self.token or saved.get("token")
-        return ApiClient(server, token)
+            saved = load_saved_credentials()
+            server = self.server or saved.get("server") or DEFAULT_SERVER
+            token = self.token or saved.get("token")
+            self._client = ApiClient(server, token)
+        return self._client
+
+    def tz(self) -> tzinfo:
+        """The zone times are shown in: the daemon's ``[daemon] timezone``, asked of the API this
+        command talks to (``GET /api/v1/info``), so a remote daemon's times read as its officials
+        read them. Only an API without that route (an older daemon) falls back to the local config."""
+        if self._tz is None:
+            from zoneinfo import ZoneInfo
+
+            from netmgr.errors import ApiError
+
+            try:
+                self._tz = ZoneInfo(self.client().get("/api/v1/info")["timezone"])
+            except ApiError as e:
+                if e.status != 404:
+                    raise
+                self._tz = self.local_tz()
+        return self._tz
+
+    def local_tz(self) -> tzinfo:
+        """The zone of commands that run here without an API (the local config's)."""
+        return self.settings().tz
+
+    def zone_name(self, path: str | None) -> str:
+        """A zone as a person reads it: its display name (the parent's added where two share a
+        name), from the API's zone tree; the path itself if the tree does not have it."""
+        if not path:
+            return ""
+        if self._zones is None:
+            self._zones = zone_labels(self.client().get("/api/v1/zones")["items"])
+        return self._zones.get(path) or path
 
 
 def pass_ctx(f: Any) -> Any:
@@ -83,24 +122,6 @@ def echo_json(data: Any) -> None:
     C1 controls and bidi overrides json.dumps leaves raw are written as \\u escapes (same JSON)."""
     text = json.dumps(data, ensure_ascii=False, indent=2, default=str)
     sys.stdout.write(safe_text(text, json_escapes=True) + "\n")
-
-
-def print_table(rows: list[dict[str, Any]], columns: list[tuple[str, str]], title: str | None = None) -> None:
-    """People output: a rich table of ``rows`` with (key, header) ``columns``. Cells are plain
-    text (no rich markup: a name like ``[red]x`` prints as typed) with controls escaped."""
-    from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text
-
-    table = Table(title=title, show_lines=False, header_style="bold")
-    for _key, header in columns:
-        table.add_column(header)
-    for row in rows:
-        table.add_row(*(Text("" if row.get(k) is None else safe_text(row.get(k), keep_newlines=False))
-                        for k, _ in columns))
-    Console().print(table)
-    if not rows:
-        click.echo("(none)")
 
 
 def json_option(f: Any) -> Any:

@@ -17,16 +17,19 @@ import click
               help="API port (another free port is used if taken).")
 @click.option("--influxdb-url", help="Also write telemetry to this InfluxDB v2 write API or VictoriaMetrics "
               "(e.g. http://127.0.0.1:8428); the SQLite ring is filled either way.")
+@click.option("--verbose", is_flag=True, help="Every 10 s, every service's full counters instead of "
+              "the compact status.")
 @click.pass_obj
 def demo(obj: object, duration: float | None, state_dir: Path | None, api_port: int,
-         influxdb_url: str | None) -> None:
+         influxdb_url: str | None, verbose: bool) -> None:
     """Run the whole system with zero external services and simulated devices."""
     from netmgr.demo import run_demo
     from netmgr.logs import setup_logging
 
     setup_logging("debug" if getattr(obj, "debug", False) else "warning")
     try:
-        code = asyncio.run(run_demo(duration, state_dir, api_port, influxdb_url=influxdb_url))
+        code = asyncio.run(run_demo(duration, state_dir, api_port, influxdb_url=influxdb_url,
+                                        verbose=verbose))
     except KeyboardInterrupt:
         code = 0
     sys.exit(code)

@@ -39,3 +39,25 @@ def location_options(f: Any) -> Any:
 file_argument = click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 format_option = click.option("--format", "fmt", type=click.Choice(["csv", "yaml"]),
                              help="Default: from the file name.")
+
+
+def import_command(kind: str, help_text: str) -> click.Command:
+    """The ``import`` command of ``ap`` and ``speaker``: FILE (CSV or YAML) to ``/api/v1/<kind>/import``."""
+    @click.command("import", help=help_text)
+    @file_argument
+    @format_option
+    @click.pass_obj
+    def command(obj: CliContext, file: Path, fmt: str | None) -> None:
+        import_file(obj, kind, file, fmt)
+    return command
+
+
+def remove_command(kind: str, what: str, argument: str) -> click.Command:
+    """The ``remove`` command of ``ap`` and ``speaker``: DELETE ``/api/v1/<kind>/<ARGUMENT>``."""
+    @click.command("remove", help=f"Remove {what} from the inventory.")
+    @click.argument(argument)
+    @click.pass_obj
+    def command(obj: CliContext, **ident: str) -> None:
+        obj.client().delete(f"/api/v1/{kind}/{ident[argument]}")
+        echo(f"removed {what.split(' ', 1)[1]} {ident[argument]}")
+    return command

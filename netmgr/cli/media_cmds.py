@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import re
 import sys
-from datetime import datetime
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
-from netmgr.cli.context import CliContext, echo, echo_json, json_option, pass_ctx, print_table
+from netmgr.cli.context import CliContext, echo, echo_json, json_option, pass_ctx
+from netmgr.cli.output import emit, print_table, wide_option
 from netmgr.errors import NotFound, UsageError
+from netmgr.humanize import format_bytes, format_duration, format_time
 
 
 @click.group()
@@ -19,27 +21,17 @@ def media() -> None:
     """Audio for broadcasts: uploaded files and text-to-speech, served to speaker nodes."""
 
 
-def duration(seconds: float | None) -> str:
-    """``m:ss`` (``h:mm:ss`` from an hour on)."""
-    if seconds is None:
-        return ""
-    s = round(seconds)
-    h, rest = divmod(s, 3600)
-    return f"{h}:{rest // 60:02d}:{rest % 60:02d}" if h else f"{rest // 60}:{rest % 60:02d}"
-
-
-def size(n: int | None) -> str:
-    """Bytes for people (kB and MB of 1024)."""
-    if n is None:
-        return ""
-    if n < 1024:
-        return f"{n} B"
-    return f"{n / 1024:.0f} kB" if n < 1024 * 1024 else f"{n / 1024 / 1024:.1f} MB"
-
-
 def _summary(m: dict[str, Any]) -> str:
-    return (f"{m['id'][:12]}  {m['title']}  ({m['format'].upper()}, {duration(m['duration_s'])}, "
-            f"{size(m['size'])})")
+    return (f"{m['id'][:12]}  {m['title']}  ({m['format'].upper()}, {format_duration(m['duration_s'])}, "
+            f"{format_bytes(m['size'])})")
+
+
+def _print_stored(verb: Callable[[dict[str, Any]], str]) -> Callable[[dict[str, Any]], None]:
+    """The people view of a stored media (``add``, ``tts``): what was done, and its full id."""
+    def show(r: dict[str, Any]) -> None:
+        echo(f"{verb(r)} {_summary(r)}")
+        echo(f"id {r['id']}")
+    return show
 
 
 @media.command("add")
@@ -52,11 +44,7 @@ def add(obj: CliContext, file: Path, title: str, as_json: bool) -> None:
     with file.open("rb") as f:
         r = obj.client().post("/api/v1/media", content=f, params={"title": title, "filename": file.name},
                               headers={"Content-Type": "application/octet-stream"})
-    if as_json:
-        echo_json(r)
-        return
-    echo(f"{'added' if r.get('new') else 'already stored:'} {_summary(r)}")
-    echo(f"id {r['id']}")
+    emit(r, as_json, _print_stored(lambda m: "added" if m.get("new") else "already stored:"))
 
 
 @media.command("tts")
@@ -73,33 +61,32 @@ def tts(obj: CliContext, text: str, title: str, voice: str | None, as_json: bool
     """
     if text == "-":
         text = sys.stdin.read()
-    r = obj.client().post("/api/v1/media/tts", {"text": text, "title": title, "voice": voice})
-    if as_json:
-        echo_json(r)
-        return
-    echo(f"spoken: {_summary(r)}")
-    echo(f"id {r['id']}")
+    emit(obj.client().post("/api/v1/media/tts", {"text": text, "title": title, "voice": voice}), as_json,
+         _print_stored(lambda _: "spoken:"))
 
 
 @media.command("list")
+@wide_option
 @json_option
 @pass_ctx
-def list_(obj: CliContext, as_json: bool) -> None:
+def list_(obj: CliContext, wide: bool, as_json: bool) -> None:
     """List stored media, newest first."""
     items = obj.client().get("/api/v1/media")["items"]
     if as_json:
         echo_json(items)
         return
-    tz = obj.settings().tz  # stored in UTC, shown in the configured zone
-    rows = [{**m, "short": m["id"][:12], "dur": duration(m["duration_s"]), "bytes": size(m["size"]),
-             "when": datetime.fromisoformat(m["created"]).astimezone(tz).strftime("%Y-%m-%d %H:%M"),
-             "fmt": m["format"]} for m in items]
-    print_table(rows, [("short", "id"), ("title", "title"), ("kind", "kind"), ("fmt", "format"),
-                       ("dur", "duration"), ("bytes", "size"), ("when", "created"),
-                       ("created_by", "by")])
+    tz = obj.tz()  # stored in UTC, shown in the daemon's zone
+    rows = [{**m, "short": m["id"][:12], "dur": format_duration(m["duration_s"]),
+             "bytes": format_bytes(m["size"]), "when": format_time(m["created"], tz), "fmt": m["format"]}
+            for m in items]
+    print_table(rows, [("short", "id", "essential"), ("title", "title", "essential"),
+                       ("dur", "duration", "essential"),
+                       ("bytes", "size"), ("when", "created"), ("kind", "kind"), ("created_by", "by"),
+                       ("fmt", "format", "wide")], wide=wide, tz=tz)
     total = sum(m["duration_s"] for m in items)
     if items:
-        echo(f"{len(items)} media, {duration(total)} of audio, {size(sum(m['size'] for m in items))}")
+        echo(f"{len(items)} media, {format_duration(total)} of audio, "
+             f"{format_bytes(sum(m['size'] for m in items))}")
 
 
 def resolve(obj: CliContext, prefix: str) -> dict[str, Any]:

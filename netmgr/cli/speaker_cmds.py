@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Callable
+from datetime import tzinfo
 from pathlib import Path
 from typing import Any
 
 import click
 
-from netmgr.cli.context import CliContext, echo, echo_json, json_option, pass_ctx, print_table
-from netmgr.cli.inventory_cmds import file_argument, format_option, import_file, location_options, parse_tags
+from netmgr.cli.context import CliContext, echo, echo_json, json_option, pass_ctx
+from netmgr.cli.inventory_cmds import import_command, location_options, parse_tags, remove_command
+from netmgr.cli.output import emit, filtered_list, print_fields, print_table, print_times_in, with_history
+from netmgr.humanize import format_duration, format_time, format_value, yes_no
 
 
 @click.group()
@@ -32,35 +37,27 @@ def add(obj: CliContext, node_id: str, name: str, model: str, zone: str, lat: fl
     echo_json(r) if as_json else echo(f"added speaker {r['id']} in {r['zone']}")
 
 
-@speaker.command("import")
-@file_argument
-@format_option
-@pass_ctx
-def import_(obj: CliContext, file: Path, fmt: str | None) -> None:
-    """Import speakers from CSV or YAML (id,zone[,name,model,lat,lon,tags]). All or nothing."""
-    import_file(obj, "speakers", file, fmt)
+speaker.add_command(import_command(
+    "speakers", "Import speakers from CSV or YAML (id,zone[,name,model,lat,lon,tags]). All or nothing."))
 
 
 @speaker.command("list")
-@click.option("--zone", help="Only this zone and below.")
-@click.option("--status", type=click.Choice(["online", "offline", "stale", "unknown"]),
-              help="Only nodes in this state (stale: online but silent for too many telemetry intervals).")
-@click.option("--tag", help="key or key=value")
-@json_option
-@pass_ctx
-def list_(obj: CliContext, zone: str | None, status: str | None, tag: str | None, as_json: bool) -> None:
+@filtered_list("/api/v1/speakers-status", ["online", "offline", "stale", "unknown"],
+               "Only nodes in this state (stale: online but silent for too many telemetry intervals).")
+def list_(obj: CliContext, items: list[dict[str, Any]], wide: bool) -> None:
     """List speaker nodes with their live status and last telemetry."""
-    items = obj.client().get("/api/v1/speakers-status", zone=zone, status=status, tag=tag)["items"]
-    if as_json:
-        echo_json(items)
-        return
+    tz = obj.tz()
     rows = []
     for i in items:
         t = i.get("telemetry") or {}
-        rows.append({**i, "rssi": t.get("rssi_dbm"), "volume": t.get("volume"),
-                     "playing": t.get("playing") or "", "since": (i.get("since") or "")[:19]})
-    print_table(rows, [("id", "node"), ("zone", "zone"), ("status", "status"), ("since", "since (UTC)"),
-                       ("rssi", "rssi dBm"), ("volume", "vol"), ("playing", "playing"), ("fw", "fw")])
+        rows.append({**i, "rssi": t.get("rssi_dbm"), "volume": t.get("volume"), "playing": t.get("playing"),
+                     "zone_name": obj.zone_name(i["zone"]), "since": format_time(i.get("since"), tz),
+                     "seen": format_time(i.get("last_seen"), tz)})
+    print_table(rows, [("id", "node", "essential"), ("zone_name", "zone", "essential"),
+                       ("status", "status", "essential"), ("since", "since"), ("name", "name"),
+                       ("rssi", "rssi dBm"), ("volume", "vol"), ("playing", "playing"),
+                       ("seen", "last seen", "wide"), ("fw", "fw", "wide"), ("zone", "zone path", "wide")],
+                wide=wide, tz=tz)
     counts: dict[str, int] = {}
     for i in items:
         counts[i["status"]] = counts.get(i["status"], 0) + 1
@@ -68,42 +65,84 @@ def list_(obj: CliContext, zone: str | None, status: str | None, tag: str | None
 
 
 @speaker.command("show")
-@click.argument("node_id")
-@click.option("--history", "history_rows", type=click.IntRange(0, 10_000), default=5, show_default=True,
-              help="Recent telemetry rows from the local ring (0: none).")
-@click.option("--history-minutes", type=click.IntRange(1, 10_080), default=60, show_default=True)
-@json_option
-@pass_ctx
-def show(obj: CliContext, node_id: str, history_rows: int, history_minutes: int, as_json: bool) -> None:
+@with_history("speakers", "node_id", "/status", "telemetry rows, from the local ring,")
+def show(obj: CliContext, r: dict[str, Any]) -> None:
     """One node: status, last telemetry, recent telemetry history and its recent commands."""
-    client = obj.client()
-    r = client.get(f"/api/v1/speakers/{node_id}/status")
-    r["history"] = client.get(f"/api/v1/speakers/{node_id}/history", minutes=history_minutes,
-                              limit=history_rows)["items"] if history_rows else []
-    if as_json:
-        echo_json(r)
-        return
-    for k in ("id", "name", "zone", "model", "status", "since", "last_seen", "session", "fw", "skew_s",
-              "schedule_version", "credentials"):
-        if k in r:
-            echo(f"{k:16} {'' if r[k] is None else r[k]}")
-    t = r.get("telemetry") or {}
-    if t:
-        echo("telemetry")
-        for k, v in t.items():
-            echo(f"  {k:14} {'' if v is None else v}")
+    tz = obj.tz()
+    _echo_speaker(r, tz, obj.zone_name(r.get("zone")))
     if r["history"]:
-        print_table([{**h, "time": h["ts"][11:19]} for h in r["history"]],
-                    [("time", "time (UTC)"), ("online", "online"), ("rssi_dbm", "rssi dBm"),
-                     ("volume", "vol"), ("playing", "playing"), ("temperature_c", "°C"), ("voltage_v", "V")],
+        print_table([_telemetry_row(h, tz) for h in r["history"]],
+                    [("time", "time", "essential"), ("online", "online", "essential"),
+                     ("rssi_dbm", "rssi dBm"), ("volume", "vol"), ("playing", "playing"),
+                     ("temperature_c", "°C"), ("voltage_v", "V")],
                     title="recent telemetry")
     cmds = r.get("commands") or []
     if cmds:
-        print_table([{**c, "issued": (c.get("issued") or "")[:19], "error": c.get("error") or ""}
-                     for c in cmds],
-                    [("issued", "issued (UTC)"), ("id", "command"), ("method", "method"),
-                     ("priority", "priority"), ("state", "state"), ("error", "error")],
-                    title="recent commands")
+        print_table([{**c, "issued": format_time(c.get("issued"), tz)} for c in cmds],
+                    [("issued", "issued", "essential"), ("id", "command", "essential"), ("method", "method"),
+                     ("state", "state", "essential"), ("error", "error", "essential"),
+                     ("priority", "priority")], title="recent commands")
+    print_times_in(tz)
+
+
+def _counter(value: Any, tz: tzinfo) -> str:
+    """A session counter or schedule version; with its time when it reads as Unix milliseconds
+    (what docs/protocol.md suggests), e.g. ``1796409129773 (2026-12-05 01:32:09)``."""
+    plausible = isinstance(value, int) and not isinstance(value, bool)
+    if plausible and 1e12 <= value <= (time.time() + 86400) * 1000:
+        return f"{value} ({format_time(value, tz)})"
+    return format_value(value)
+
+
+def _echo_speaker(r: dict[str, Any], tz: tzinfo, zone_name: str) -> None:
+    """The text lines of ``speaker show``: identity, zone, status, session, telemetry."""
+    echo(f"{r['id']}  {r.get('name') or ''}".rstrip())
+    status = r.get("status", "")
+    if r.get("since"):
+        status += f" since {format_time(r['since'], tz)}"
+    if r.get("last_seen"):
+        status += f", last seen {format_time(r['last_seen'], tz)}"
+    skew, version = r.get("skew_s"), r.get("schedule_version")
+    print_fields([("zone", f"{zone_name} ({r['zone']})" if zone_name != r.get("zone") else r.get("zone")),
+                  ("model", ", ".join(x for x in (r.get("model"), r.get("fw") and f"fw {r['fw']}") if x)),
+                  ("status", status), ("session", _counter(r.get("session"), tz)),
+                  ("schedule", None if version is None else f"version {_counter(version, tz)}"),
+                  ("clock skew", None if skew is None else f"{skew:+g} s"),
+                  ("credentials", yes_no(r.get("credentials")))])
+    t = r.get("telemetry") or {}
+    if t:
+        echo("telemetry" + (f"   at {format_time(t['ts'], tz)}" if t.get("ts") is not None else ""))
+        print_fields([(f"  {label}", value) for label, value in _telemetry_fields(t)], width=14)
+
+
+# How a node's telemetry fields read (docs/protocol.md): label and unit or formatter.
+_TELEMETRY: dict[str, tuple[str, Callable[[Any], str]]] = {
+    "rssi_dbm": ("rssi", lambda v: f"{v:g} dBm"),
+    "temperature_c": ("temperature", lambda v: f"{v:g} °C"),
+    "voltage_v": ("voltage", lambda v: f"{v:g} V"),
+    "uptime_s": ("uptime", format_duration),
+}
+
+
+def _telemetry_fields(t: dict[str, Any]) -> list[tuple[str, str]]:
+    out = []
+    for k, v in t.items():
+        if k == "ts" or v is None:
+            continue
+        label, fmt = _TELEMETRY.get(k, (k.replace("_", " "), format_value))
+        try:
+            out.append((label, fmt(v)))
+        except (TypeError, ValueError):  # a node sent another type: shown as it came
+            out.append((label, format_value(v)))
+    return out
+
+
+def _telemetry_row(h: dict[str, Any], tz: tzinfo) -> dict[str, Any]:
+    def flag(v: Any) -> str:
+        return "" if v is None else yes_no(bool(v))
+
+    return {**h, "time": format_time(h["ts"], tz, date=False), "online": flag(h.get("online")),
+            "playing": flag(h.get("playing"))}
 
 
 def _targets(target: str) -> dict[str, list[str]]:
@@ -299,17 +338,8 @@ def _bulk_credentials(obj: CliContext, zone: str | None, out: Path) -> None:
 @pass_ctx
 def reset_session(obj: CliContext, node_id: str, as_json: bool) -> None:
     """Forget a node's session counter (after a flash wipe; see docs/protocol.md). Audited."""
-    r = obj.client().post(f"/api/v1/speakers/{node_id}/reset-session")
-    if as_json:
-        echo_json(r)
-        return
-    echo(f"speaker {node_id}: session {r['forgotten_session']} forgotten; {r['note']}")
+    emit(obj.client().post(f"/api/v1/speakers/{node_id}/reset-session"), as_json,
+         lambda r: echo(f"speaker {node_id}: session {r['forgotten_session']} forgotten; {r['note']}"))
 
 
-@speaker.command("remove")
-@click.argument("node_id")
-@pass_ctx
-def remove(obj: CliContext, node_id: str) -> None:
-    """Remove a speaker node from the inventory."""
-    obj.client().delete(f"/api/v1/speakers/{node_id}")
-    echo(f"removed speaker {node_id}")
+speaker.add_command(remove_command("speakers", "a speaker", "node_id"))

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from netmgr.cli.context import CliContext, echo, echo_json, json_option, pass_ctx
+from netmgr.cli.output import console, emit, print_fields
 
 
 @click.group()
@@ -35,7 +36,6 @@ def list_(obj: CliContext, under: str | None, as_json: bool) -> None:
     if as_json:
         echo_json(items)
         return
-    from rich.console import Console
     from rich.markup import escape
     from rich.tree import Tree
 
@@ -55,9 +55,9 @@ def list_(obj: CliContext, under: str | None, as_json: bool) -> None:
         if not parent:
             roots.append(node)
         nodes[z["path"]] = node
-    console = Console()
+    out = console()
     for r in roots:
-        console.print(r)
+        out.print(r)
 
 
 @zone.command("show")
@@ -66,12 +66,9 @@ def list_(obj: CliContext, under: str | None, as_json: bool) -> None:
 @pass_ctx
 def show(obj: CliContext, path: str, as_json: bool) -> None:
     """Show one zone."""
-    z = obj.client().get(f"/api/v1/zones/{path}")
-    if as_json:
-        echo_json(z)
-    else:
-        for k in ("path", "name", "level", "parent"):
-            echo(f"{k:7} {z[k] or ''}")
+    emit(obj.client().get(f"/api/v1/zones/{path}"), as_json, lambda z: print_fields(
+        [("path", z["path"]), ("name", z["name"]), ("level", z["level"]),
+         ("parent", z["parent"] and f"{obj.zone_name(z['parent'])} ({z['parent']})")], width=7))
 
 
 @zone.command("import")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -151,6 +152,14 @@ def test_demo_runs_and_serves(tmp_path):
         rest, _ = proc.communicate(timeout=60)
         assert proc.returncode == 0, "".join(lines) + rest
         assert "demo ran for 20s; stopping" in rest
+        # The status every 10 s is the compact view for people, not the counters (--verbose).
+        assert re.search(r"^status at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d, Asia/Ho_Chi_Minh \(UTC\+07:00\)", rest, re.M), rest
+        assert re.search(r"^  APs +\d+ up, \d+ down", rest, re.M), rest
+        assert re.search(r"^  speakers +44 online of 44", rest, re.M), rest
+        assert re.search(r"^  broadcast +.+ at \d\d:\d\d:\d\d: \d+/\d+ played", rest, re.M), rest
+        assert re.search(r"^  telemetry +[\d,]+ points in the local ring; InfluxDB off", rest, re.M), rest
+        assert re.search(r"^  errors +none", rest, re.M), rest
+        assert "points_submitted" not in rest and "{'" not in rest, rest
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -188,6 +188,7 @@ MATRIX: dict[tuple[str, str], list[tuple[str, Factory]]] = {
     ("GET", "/api/v1/users"): [("admin", fixed("GET", "/api/v1/users"))],
     ("POST", "/api/v1/users"): [("admin", fresh("POST", _user))],
     ("GET", "/api/v1/whoami"): [("read", fixed("GET", "/api/v1/whoami"))],
+    ("GET", "/api/v1/info"): [("read", fixed("GET", "/api/v1/info"))],
     ("POST", "/api/v1/users/{name}/disable"): [("admin", fresh("POST", _disable))],
     ("GET", "/api/v1/audit"): [("read", fixed("GET", "/api/v1/audit"))],
     ("GET", "/api/v1/aps"): [("read", fixed("GET", "/api/v1/aps"))],

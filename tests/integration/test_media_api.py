@@ -100,7 +100,7 @@ def test_upload_then_nodes_fetch_without_a_token(stack):
     assert r["title"] == "Bản tin sáng" and r["created_by"] == "an" and r["filename"] == "ban-tin.wav"
     assert r["url"] == f"{stack['url']}/media/{mid}.wav"
     again = cli(stack, "media", "add", str(f), who="an").stdout
-    assert again.startswith(f"already stored: {mid[:12]}  Bản tin sáng  (WAV, 0:02,")
+    assert again.startswith(f"already stored: {mid[:12]}  Bản tin sáng  (WAV, 2 s,")
 
     for path in (f"/media/{mid}.wav", f"/media/{mid}"):
         g = http(stack, "GET", path)  # no token: nodes fetch like this
@@ -215,7 +215,7 @@ def test_tts_list_and_rm(stack):
     ids = [m["id"] for m in listed]
     assert tts_id in ids and up_id in ids and ids.index(up_id) < ids.index(tts_id)  # newest first
     table = cli(stack, "media", "list", who="eye").stdout
-    assert tts_id[:12] in table and "Cảnh báo bão" in table and "tts" in table and "0:02" in table
+    assert tts_id[:12] in table and "Cảnh báo bão" in table and "tts" in table and "1.5 s" in table
 
     out = cli(stack, "media", "rm", up_id[:8], who="binh", code=1)
     assert f"operator 'binh' may not remove media {up_id[:12]} (loa): only admins and the operator " \
