@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request
@@ -11,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from netmgr.api.deps import audited_write, page, principal, readable, session, zone_filter
 from netmgr.api.routes_zones import ImportIn
-from netmgr.api.services import Svc
+from netmgr.api.services import Services, Svc
 from netmgr.auth import Principal
 from netmgr.errors import Conflict, ImportRefused, MissingReference, NotFound
 from netmgr.inventory import ApIn, SpeakerIn, validate_records
@@ -81,6 +83,75 @@ def apply_speaker(sp: Speaker, body: SpeakerIn, only: set[str] | None = None) ->
     return sp
 
 
+@dataclass(frozen=True, slots=True)
+class _Kind:
+    """What differs between the AP and the speaker inventory for add, remove and import."""
+
+    noun: Literal["ap", "speaker"]  # audit actions ("ap.import"), the parser, inventory_changed()
+    label: str  # for people: "AP", "speaker"
+    model: Any  # the store row class
+    key: str  # the row's unique key: the AP's name, the speaker's id
+    apply: Callable[[Any, Any, set[str] | None], Any]  # copy a body onto a row (only some fields)
+
+    def key_of(self, item: Any) -> str:
+        return getattr(item, self.key)
+
+
+# An AP row is replaced whole by an import (its SNMP settings go together); a speaker row keeps
+# the columns the file does not have (a file without lat,lon keeps the stored ones).
+AP_KIND = _Kind("ap", "AP", AccessPoint, "name", lambda row, body, only: apply_ap(row, body))
+SPEAKER_KIND = _Kind("speaker", "speaker", Speaker, "id",
+                     lambda row, body, only: apply_speaker(row, body, only=only))
+
+
+async def _add(kind: _Kind, body: Any, request: Request, who: Principal, svc: Services,
+               out: Callable[[Any], Any], detail: str = "") -> dict[str, Any]:
+    """Add one item inside the caller's zones; Conflict if its key exists."""
+    key = kind.key_of(body)
+    async with audited_write(request, who, f"{kind.noun}.add", key, body.zone, detail=detail) as s:
+        await require_zone(s, body.zone)
+        col = getattr(kind.model, kind.key)
+        if await s.scalar(select(col).where(col == key)) is not None:
+            raise Conflict(f"{kind.label} {key!r} exists; remove it first or import to update it")
+        row = kind.apply(kind.model(), body, None)
+        s.add(row)
+        await s.flush()
+        result = out(row)
+    svc.inventory_changed(f"{kind.noun}s")
+    return result
+
+
+async def _remove(kind: _Kind, row: Any, request: Request, who: Principal, svc: Services) -> dict[str, Any]:
+    key = kind.key_of(row)
+    async with audited_write(request, who, f"{kind.noun}.remove", key, row.zone) as w:
+        await w.delete(await w.merge(row))
+    svc.inventory_changed(f"{kind.noun}s")
+    return {"removed": key}
+
+
+async def _import(kind: _Kind, body: ImportIn, request: Request, who: Principal,
+                  svc: Services) -> dict[str, Any]:
+    """Create or update every row of the file, all or nothing, after checking each row's current
+    and new zone; parsed in a thread once the caller is known to be a writer."""
+    what = f"{kind.noun} import"
+    async with audited_write(request, who, f"{kind.noun}.import", f"{body.format} file", None,
+                             check="writer") as s:
+        rows = await asyncio.to_thread(_parse, body, kind.noun)
+        col = getattr(kind.model, kind.key)
+        existing = {kind.key_of(x): x for x in await s.scalars(
+            select(kind.model).where(col.in_([kind.key_of(i) for _, i in rows])))}
+        await _check_import_zones(s, who, rows, {k: x.zone for k, x in existing.items()}, what, kind.key)
+        for _, item in rows:
+            row = existing.get(kind.key_of(item))
+            if row is None:
+                s.add(kind.apply(kind.model(), item, None))
+            else:
+                kind.apply(row, item, item.model_fields_set)
+        await s.flush()
+    svc.inventory_changed(f"{kind.noun}s")
+    return {"created": len(rows) - len(existing), "updated": len(existing)}
+
+
 def _parse(body: ImportIn, kind: Literal["ap", "speaker"]) -> list[tuple[int, Any]]:
     """Parse and validate an import (in a thread: big files take seconds)."""
     return validate_records(parse_records(body.text, body.format, f"{kind} import"), kind)
@@ -133,26 +204,12 @@ async def get_ap(name: str, who: Caller, s: Session) -> dict[str, Any]:
 
 @router.post("/aps", tags=["aps"], status_code=201)
 async def add_ap(body: ApIn, request: Request, who: Caller, svc: Svc) -> dict[str, Any]:
-    async with audited_write(request, who, "ap.add", body.name, body.zone,
-                             detail=f"host={body.host}:{body.port}") as s:
-        await require_zone(s, body.zone)
-        if await s.scalar(select(AccessPoint.id).where(AccessPoint.name == body.name)) is not None:
-            raise Conflict(f"AP {body.name!r} exists; remove it first or import to update it")
-        ap = apply_ap(AccessPoint(), body)
-        s.add(ap)
-        await s.flush()
-        out = ap_out(ap)
-    svc.inventory_changed("aps")
-    return out
+    return await _add(AP_KIND, body, request, who, svc, ap_out, detail=f"host={body.host}:{body.port}")
 
 
 @router.delete("/aps/{name}", tags=["aps"])
 async def remove_ap(name: str, request: Request, who: Caller, svc: Svc, s: Session) -> dict[str, Any]:
-    ap = await find_ap(s, name)
-    async with audited_write(request, who, "ap.remove", name, ap.zone) as w:
-        await w.delete(await w.merge(ap))
-    svc.inventory_changed("aps")
-    return {"removed": name}
+    return await _remove(AP_KIND, await find_ap(s, name), request, who, svc)
 
 
 async def _check_import_zones(s: AsyncSession, who: Principal, rows: list[tuple[int, Any]],
@@ -174,21 +231,7 @@ async def _check_import_zones(s: AsyncSession, who: Principal, rows: list[tuple[
 
 @router.post("/aps/import", tags=["aps"])
 async def import_aps(body: ImportIn, request: Request, who: Caller, svc: Svc) -> dict[str, Any]:
-    async with audited_write(request, who, "ap.import", f"{body.format} file", None, check="writer") as s:
-        rows = await asyncio.to_thread(_parse, body, "ap")
-        existing = {a.name: a for a in await s.scalars(
-            select(AccessPoint).where(AccessPoint.name.in_([i.name for _, i in rows])))}
-        await _check_import_zones(s, who, rows, {n: a.zone for n, a in existing.items()}, "ap import",
-                                  "name")
-        for _, item in rows:
-            ap = existing.get(item.name)
-            if ap is None:
-                s.add(apply_ap(AccessPoint(), item))
-            else:
-                apply_ap(ap, item)
-        await s.flush()
-    svc.inventory_changed("aps")
-    return {"created": len(rows) - len(existing), "updated": len(existing)}
+    return await _import(AP_KIND, body, request, who, svc)
 
 
 # ---------------------------------------------------------------------------- speakers
@@ -217,42 +260,14 @@ async def get_speaker(node_id: str, who: Caller, s: Session) -> dict[str, Any]:
 
 @router.post("/speakers", tags=["speakers"], status_code=201)
 async def add_speaker(body: SpeakerIn, request: Request, who: Caller, svc: Svc) -> dict[str, Any]:
-    async with audited_write(request, who, "speaker.add", body.id, body.zone) as s:
-        await require_zone(s, body.zone)
-        if await s.get(Speaker, body.id) is not None:
-            raise Conflict(f"speaker {body.id!r} exists; remove it first or import to update it")
-        sp = apply_speaker(Speaker(), body)
-        s.add(sp)
-        await s.flush()
-        out = speaker_out(sp)
-    svc.inventory_changed("speakers")
-    return out
+    return await _add(SPEAKER_KIND, body, request, who, svc, speaker_out)
 
 
 @router.delete("/speakers/{node_id}", tags=["speakers"])
 async def remove_speaker(node_id: str, request: Request, who: Caller, svc: Svc, s: Session) -> dict[str, Any]:
-    sp = await find_speaker(s, node_id)
-    async with audited_write(request, who, "speaker.remove", node_id, sp.zone) as w:
-        await w.delete(await w.merge(sp))
-    svc.inventory_changed("speakers")
-    return {"removed": node_id}
+    return await _remove(SPEAKER_KIND, await find_speaker(s, node_id), request, who, svc)
 
 
 @router.post("/speakers/import", tags=["speakers"])
 async def import_speakers(body: ImportIn, request: Request, who: Caller, svc: Svc) -> dict[str, Any]:
-    async with audited_write(request, who, "speaker.import", f"{body.format} file", None,
-                             check="writer") as s:
-        rows = await asyncio.to_thread(_parse, body, "speaker")
-        existing = {x.id: x for x in await s.scalars(
-            select(Speaker).where(Speaker.id.in_([i.id for _, i in rows])))}
-        await _check_import_zones(s, who, rows, {n: x.zone for n, x in existing.items()}, "speaker import",
-                                  "id")
-        for _, item in rows:
-            sp = existing.get(item.id)
-            if sp is None:
-                s.add(apply_speaker(Speaker(), item))
-            else:  # a row updates the columns it has: a file without lat,lon keeps the stored ones
-                apply_speaker(sp, item, only=item.model_fields_set)
-        await s.flush()
-    svc.inventory_changed("speakers")
-    return {"created": len(rows) - len(existing), "updated": len(existing)}
+    return await _import(SPEAKER_KIND, body, request, who, svc)
