@@ -300,25 +300,42 @@ class Reply:
 _REPLY_KEYS = frozenset({"id", "status", "error", "ts", "data"})
 
 
+def _identified(k: str, payload: bytes, keys: frozenset[str]) -> tuple[dict[str, Any], str]:
+    """The prologue of a message about one command (a reply, a command): a JSON object with only
+    ``keys`` and a command id."""
+    doc = _load(k, payload)
+    _unknown(k, doc, keys)
+    cid = _required(k, doc, "id")
+    if not CMD_ID.match(cid):
+        raise BadMessage(k, f"id: {cid!r} is not a command id")
+    return doc, cid
+
+
+def _required(k: str, doc: dict[str, Any], key: str, choices: tuple[str, ...] | None = None) -> str:
+    """A required string member (one of ``choices`` when given)."""
+    v = _str(k, doc, key, required=True, choices=choices)
+    assert v is not None  # _str raises when a required member is missing
+    return v
+
+
+def _object(k: str, doc: dict[str, Any], key: str) -> dict[str, Any]:
+    """An optional object member; absent or null is {}."""
+    v = doc.get(key)
+    v = {} if v is None else v
+    if not isinstance(v, dict):
+        raise BadMessage(k, f"{key}: must be an object, got {v!r}"[:200])
+    return v
+
+
 def parse_reply(payload: bytes) -> Reply:
     """Parse a reply; ``error`` is required when status is ``error``."""
     k = "reply"
-    doc = _load(k, payload)
-    _unknown(k, doc, _REPLY_KEYS)
-    cid = _str(k, doc, "id", required=True)
-    assert cid is not None
-    if not CMD_ID.match(cid):
-        raise BadMessage(k, f"id: {cid!r} is not a command id")
-    status = _str(k, doc, "status", required=True, choices=REPLY_STATES)
-    assert status is not None
+    doc, cid = _identified(k, payload, _REPLY_KEYS)
+    status = _required(k, doc, "status", REPLY_STATES)
     error = _str(k, doc, "error", max_len=500)
     if status == "error" and not error:
         raise BadMessage(k, "error: required when status is 'error'")
-    data = doc.get("data")
-    data = {} if data is None else data
-    if not isinstance(data, dict):
-        raise BadMessage(k, f"data: must be an object, got {data!r}"[:200])
-    return Reply(cid, status, _num(k, doc, "ts", lo=0), error, data)
+    return Reply(cid, status, _num(k, doc, "ts", lo=0), error, _object(k, doc, "data"))
 
 
 # ----------------------------------------------------------------------------- daemon -> node
@@ -381,18 +398,9 @@ def check_params(method: str, params: dict[str, Any]) -> dict[str, Any]:
 def parse_command(payload: bytes) -> Command:
     """The node side of the envelope (used by the simulator and the fuzz tests)."""
     k = "cmd"
-    doc = _load(k, payload)
-    _unknown(k, doc, _CMD_KEYS)
-    cid = _str(k, doc, "id", required=True)
-    assert cid is not None
-    if not CMD_ID.match(cid):
-        raise BadMessage(k, f"id: {cid!r} is not a command id")
-    method = _str(k, doc, "method", required=True, choices=METHODS)
-    assert method is not None
-    params = doc.get("params")
-    params = {} if params is None else params
-    if not isinstance(params, dict):
-        raise BadMessage(k, f"params: must be an object, got {params!r}"[:200])
+    doc, cid = _identified(k, payload, _CMD_KEYS)
+    method = _required(k, doc, "method", METHODS)
+    params = _object(k, doc, "params")
     issued = _num(k, doc, "issued", required=True, lo=0)
     expires = _num(k, doc, "expires", required=True, lo=0)
     assert issued is not None and expires is not None
