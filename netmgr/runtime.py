@@ -72,18 +72,25 @@ def standalone_context(settings: Settings | None = None, **sections: dict[str, A
     return DaemonContext(base, None, engine=None, sessions=None, notifier=Notifier(""))
 
 
+def log_failure(logger: logging.Logger, what: str, e: BaseException) -> None:
+    """How a failed round of periodic work is logged, everywhere: ``<what> failed: <error>`` in
+    one line for netmgr's own errors (they say what to do), with the traceback for anything else
+    (a bug)."""
+    if isinstance(e, NetmgrError):
+        logger.error("%s failed: %s", what, e)
+    else:
+        logger.error("%s failed", what, exc_info=e)
+
+
 async def every(interval: float, fn: Callable[[], Any], what: str, logger: logging.Logger) -> None:
-    """Run ``await fn()`` every ``interval`` seconds for ever; a failure is logged (one line for
-    netmgr's own errors, a traceback for anything else) and the next round tries again."""
+    """Run ``await fn()`` every ``interval`` seconds for ever; a failure is logged
+    (:func:`log_failure`) and the next round tries again."""
     while True:
         await asyncio.sleep(interval)
         try:
             await fn()
-        except Exception as e:
-            if isinstance(e, NetmgrError):
-                logger.error("%s failed: %s", what, e)
-            else:
-                logger.exception("%s failed", what)
+        except Exception as e:  # noqa: BLE001 - log_failure logs a bug with its traceback
+            log_failure(logger, what, e)
 
 
 class Service:

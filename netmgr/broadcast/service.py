@@ -32,9 +32,9 @@ from typing import Any
 
 from netmgr.errors import NetmgrError
 from netmgr.radio.service import RadioService
-from netmgr.runtime import DaemonContext, Service, every
+from netmgr.runtime import DaemonContext, Service, every, log_failure
 
-log = logging.getLogger("netmgr.scheduler")
+log = logging.getLogger(__name__)
 
 TICK = 1.0
 SCHEDULE_EVERY = 300.0   # the 48 h window slides: recompute node schedules this often at least
@@ -46,15 +46,12 @@ CHANNEL = "netmgr_scheduler"  # NOTIFY channel: "programs changed" between daemo
 
 
 async def _logged_failure(coro: Awaitable[Any], what: str) -> None:
-    """Run one round of a loop; a failure is logged (one line for netmgr's own errors, a traceback
-    for anything else) and the loop goes on."""
+    """Run one round of a loop; a failure is logged (netmgr.runtime.log_failure) and the loop
+    goes on."""
     try:
         await coro
-    except Exception as e:
-        if isinstance(e, NetmgrError):
-            log.error("%s: %s", what, e)
-        else:
-            log.exception("%s", what)
+    except Exception as e:  # noqa: BLE001 - log_failure logs a bug with its traceback
+        log_failure(log, what, e)
 
 
 def utcnow() -> datetime:
@@ -241,7 +238,7 @@ class SchedulerService(Service):
             self._wake.clear()
             if self._changed:
                 self._changed = False
-                await _logged_failure(self.load(), "reading programs failed")
+                await _logged_failure(self.load(), "reading programs")
 
     async def _tick_loop(self) -> None:
         """A tick every second, or at once when woken (a `broadcast now` must not wait for it)."""
@@ -252,20 +249,14 @@ class SchedulerService(Service):
             except TimeoutError:
                 pass
             self._wake.clear()
-            await _logged_failure(self.tick(), "scheduling occurrences failed")
+            await _logged_failure(self.tick(), "scheduling occurrences")
 
     async def _schedules_loop(self) -> None:
         while True:
             await self._schedules_due.wait()
             self._schedules_due.clear()
             self._dirty = False
-            try:
-                await self.publish_schedules(utcnow())
-            except Exception as e:
-                if isinstance(e, NetmgrError):
-                    log.error("publishing node schedules failed: %s", e)
-                else:
-                    log.exception("publishing node schedules failed")
+            await _logged_failure(self.publish_schedules(utcnow()), "publishing node schedules")
 
     async def _mark_dirty(self) -> None:
         self._dirty = True
