@@ -21,7 +21,7 @@ from netmgr import __version__
 from netmgr.api.service import ApiService
 from netmgr.broadcast.service import SchedulerService
 from netmgr.config import Settings, load_settings
-from netmgr.errors import ConfigError, NetmgrError
+from netmgr.errors import ConfigError
 from netmgr.radio.service import RadioService
 from netmgr.runtime import DaemonContext, Service, Supervisor
 from netmgr.sdnotify import Notifier
@@ -86,14 +86,8 @@ class Daemon:
     async def _open_store(self) -> tuple[Any, Any]:
         from netmgr.store import db
 
-        engine = db.create_engine(self.settings.database_url, echo=self.settings.database.echo)
-        try:
-            await db.upgrade(engine)
-        except Exception as e:  # noqa: BLE001 - any driver error becomes one clear line
-            await engine.dispose()
-            raise NetmgrError(f"state store {engine.url.render_as_string(hide_password=True)}: "
-                              f"cannot open or migrate it: {e}") from None
-        return engine, db.sessionmaker(engine)
+        store = await db.open_store(self.settings.database_url, echo=self.settings.database.echo)
+        return store.engine, store.sessions
 
     async def _watchdog(self) -> None:
         interval = self.notifier.watchdog_interval()

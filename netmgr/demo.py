@@ -28,7 +28,7 @@ from rich.table import Table
 from netmgr.config import Settings
 from netmgr.paths import devices_dir
 
-log = logging.getLogger("netmgr.demo")
+log = logging.getLogger(__name__)
 
 
 def port_free(host: str, port: int) -> bool:
@@ -84,15 +84,13 @@ async def seed(run: DemoRun) -> None:
     from netmgr.auth import create_user
     from netmgr.store import db
 
-    engine = db.create_engine(run.settings.database_url)
+    store = await db.open_store(run.settings.database_url)
     try:
-        await db.upgrade(engine)
-        sessions = db.sessionmaker(engine)
-        async with sessions() as session:
+        async with store.sessions() as session:
             _, run.admin_token = await create_user(session, "demo-admin", "admin", [], actor="local:demo")
             await session.commit()
     finally:
-        await engine.dispose()
+        await store.engine.dispose()
     zones = (devices_dir() / "demo" / "zones.yaml").read_text(encoding="utf-8")
     async with httpx.AsyncClient(base_url=run.api_url, headers=auth(run)) as http:
         r = await http.post("/api/v1/zones/import", json={"format": "yaml", "text": zones})

@@ -41,15 +41,16 @@ def _run(obj: CliContext, fn: Any) -> Any:
     settings = obj.settings()
 
     async def go() -> Any:
-        engine = db.create_engine(settings.database_url)
+        store = await db.open_store(settings.database_url)
+        if store.migrated:  # never silently: the store belongs to a daemon that may be older
+            click.echo(f"netmgr: {store.describe_migration()}", err=True)
         try:
-            await db.upgrade(engine)
-            async with db.sessionmaker(engine)() as s:
+            async with store.sessions() as s:
                 result = await fn(s)
                 await s.commit()
                 return result
         finally:
-            await engine.dispose()
+            await store.engine.dispose()
 
     return asyncio.run(go())
 

@@ -23,13 +23,9 @@ def upgrade(obj: CliContext) -> None:
     settings = obj.settings()
 
     async def go() -> tuple[str | None, str | None]:
-        engine = store.create_engine(settings.database_url)
-        try:
-            before = await store.current_revision(engine)
-            await store.upgrade(engine)
-            return before, await store.current_revision(engine)
-        finally:
-            await engine.dispose()
+        opened = await store.open_store(settings.database_url)
+        await opened.engine.dispose()
+        return opened.migrated_from, opened.revision
 
     before, after = asyncio.run(go())
     echo(f"state store at revision {after} (was {before or 'empty'})")

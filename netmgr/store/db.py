@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,9 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
-from netmgr.errors import Retryable
+from netmgr.errors import NetmgrError, Retryable
+
+log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -109,6 +112,46 @@ async def current_revision(engine: AsyncEngine) -> str | None:
     with store_errors(engine):
         async with engine.connect() as conn:
             return await conn.run_sync(run)
+
+
+@dataclass(slots=True)
+class OpenStore:
+    """The state store, open and at the schema's head."""
+
+    engine: AsyncEngine
+    sessions: async_sessionmaker[Any]
+    migrated_from: str | None  # the revision it had before; None: it was empty
+    revision: str | None  # the revision it has now (the head)
+
+    @property
+    def migrated(self) -> bool:
+        return self.migrated_from != self.revision
+
+    def describe_migration(self) -> str:
+        """``state store migrated from X to Y`` for a person (a local command says it on stderr)."""
+        return f"state store migrated from {self.migrated_from or 'empty'} to revision {self.revision}"
+
+
+async def open_store(url: str, *, echo: bool = False) -> OpenStore:
+    """Open the state store at ``url`` and bring its schema to head: the first thing the daemon,
+    the demo and the local commands do. Netmgr's errors (an unreachable store: Retryable, naming
+    it) go through; anything else becomes one NetmgrError naming the store (password hidden).
+    The caller disposes ``engine``."""
+    engine = create_engine(url, echo=echo)
+    try:
+        before = await current_revision(engine)
+        await upgrade(engine)
+        after = await current_revision(engine)
+    except NetmgrError:
+        await engine.dispose()
+        raise
+    except Exception as e:  # noqa: BLE001 - any driver or alembic error becomes one clear line
+        await engine.dispose()
+        raise NetmgrError(f"state store {engine.url.render_as_string(hide_password=True)}: "
+                          f"cannot open or migrate it: {e}") from None
+    if before != after:
+        log.info("state store migrated from %s to %s", before or "empty", after)
+    return OpenStore(engine, sessionmaker(engine), before, after)
 
 
 def head_revision() -> str | None:

@@ -116,3 +116,20 @@ async def test_daemons_migrating_one_empty_postgres_at_once(postgres):
     finally:
         for e in engines:
             await e.dispose()
+
+
+def test_a_local_command_says_when_it_migrates_the_store(tmp_path):
+    """`netmgr user add` opens the store as the daemon does (store.db.open_store) and, when that
+    migrates it, says so on stderr: the store may belong to an older daemon."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NETMGR_")}
+    env.update(NETMGR_DAEMON__STATE_DIR=str(tmp_path))
+
+    def add(name):
+        return subprocess.run([sys.executable, "-m", "netmgr", "user", "add", name, "--role", "viewer"], env=env,
+                              capture_output=True, text=True, timeout=60)
+
+    first = add("noc-1")
+    assert first.returncode == 0, first.stderr
+    assert f"state store migrated from empty to revision {db.head_revision()}" in first.stderr
+    again = add("noc-2")
+    assert again.returncode == 0 and "migrated" not in again.stderr, again.stderr
