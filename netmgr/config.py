@@ -17,7 +17,7 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -37,7 +37,6 @@ ENV_PREFIX = "NETMGR_"
 DEFAULT_PATHS = (Path("/etc/netmgr/netmgr.toml"), Path("netmgr.toml"))
 
 Secret = SecretStr
-PositiveFloat = Annotated[float, Field(gt=0)]
 # espeak-ng voice names (vi, vi-vn-x-south, vi+f3): never an option, never a path.
 VOICE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_+-]{0,39}$")
 # The Vietnamese voices of espeak-ng: what the API offers people (the config may name any voice).

@@ -11,7 +11,7 @@ import logging
 import os
 import socket
 
-log = logging.getLogger("netmgr.sdnotify")
+log = logging.getLogger(__name__)
 
 
 class Notifier:

@@ -22,7 +22,7 @@ from starlette.routing import compile_path
 from netmgr import __version__
 from netmgr.errors import NetmgrError, Retryable, Unauthorized
 
-log = logging.getLogger("netmgr.api")
+log = logging.getLogger(__name__)
 MB = 1024 * 1024
 RETRY_AFTER = "5"  # seconds: a store failover or a service restart takes about that long
 

@@ -16,7 +16,7 @@ from netmgr.auth import Principal, authenticate, principal_of
 from netmgr.errors import Conflict, Forbidden, NetmgrError, Unauthorized
 from netmgr.store.models import AuditEntry
 
-log = logging.getLogger("netmgr.api")
+log = logging.getLogger(__name__)
 
 
 def sessions_of(request: Request) -> async_sessionmaker[AsyncSession]:

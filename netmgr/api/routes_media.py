@@ -34,7 +34,7 @@ from netmgr.media.store import CHUNK, Media, MediaStore, store_of, valid_id
 from netmgr.refs import Text, Title
 from netmgr.store.models import ProgramRow
 
-log = logging.getLogger("netmgr.api")
+log = logging.getLogger(__name__)
 router = APIRouter()
 Caller = Annotated[Principal, Depends(principal)]
 Session = Annotated[AsyncSession, Depends(session)]

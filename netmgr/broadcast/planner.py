@@ -278,11 +278,6 @@ class Plan:
     speakers_of: list[list[str]] = field(default_factory=list)
     index_of: dict[str, int] = field(default_factory=dict)
 
-    def for_speaker(self, speaker: str) -> Timeline:
-        """The timeline of one speaker (empty if no program reaches it)."""
-        k = self.index_of.get(speaker)
-        return self.timelines[k] if k is not None else Timeline((), ())
-
     def groups(self) -> list[tuple[list[str], Timeline]]:
         """(speakers, timeline) for each distinct timeline, speakers sorted, groups by first speaker."""
         out = [(sorted(s), t) for s, t in zip(self.speakers_of, self.timelines, strict=True)]

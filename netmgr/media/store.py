@@ -37,7 +37,7 @@ from typing import Any, BinaryIO, Literal
 from netmgr.errors import Conflict, NotFound, TooLarge, UsageError
 from netmgr.media.probe import ACCEPTED, FORMATS, probe
 
-log = logging.getLogger("netmgr.media")
+log = logging.getLogger(__name__)
 
 MEDIA_ID = re.compile(r"^[0-9a-f]{64}$")
 TMP_PREFIX = ".tmp-"

@@ -22,7 +22,7 @@ from netmgr.errors import TtsError, UsageError
 from netmgr.media.store import TMP_PREFIX, Media, MediaStore
 from netmgr.text import spoken_text
 
-log = logging.getLogger("netmgr.media")
+log = logging.getLogger(__name__)
 
 # Calls of espeak-ng by this process, and answers from the cache (health, tests).
 stats: dict[str, int] = {"runs": 0, "cached": 0}

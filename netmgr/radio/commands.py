@@ -27,8 +27,6 @@ from netmgr.radio.protocol import Command, Reply
 RANK = {"queued": 0, "offline": 1, "sent": 1, "timeout": 2, "accepted": 3, "playing": 4,
         "done": 5, "error": 5, "expired": 5}
 FINAL = frozenset({"done", "error", "expired"})
-# Methods that never play: their delivery ends at done (or error) without playing.
-QUICK = frozenset({"stop", "volume", "sync", "reboot", "ping"})
 COMPACT_AFTER = 120.0  # seconds after expiry: a finished command keeps only its non-final deliveries
 
 

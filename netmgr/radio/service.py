@@ -69,6 +69,7 @@ class RadioService(Service):
                                  take_early=self.inbound.take_early)
         self.schedules = Schedules(self.link, self.registry)
         self.hub = hub if hub is not None else ctx.telemetry  # where telemetry goes
+        self._last_net: dict[str, str] = {}  # node -> network it last reported (speaker_point)
         # Called with (node_id, NodeState) on each telemetry message (tests, benchmarks).
         self.listeners: list[Callable[[str, NodeState], None]] = []
 
@@ -251,7 +252,7 @@ class RadioService(Service):
             if node.lat is not None:
                 fields["lat"], fields["lon"] = node.lat, node.lon
             hub.submit([speaker_point(node_id, node.zone or "", fields, node.online,
-                                      time.time_ns())])
+                                      time.time_ns(), self._last_net)])
         except Exception:
             self.stats["telemetry_errors"] += 1
             log.exception("handing telemetry over failed node=%s", node_id)

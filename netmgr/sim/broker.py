@@ -18,7 +18,7 @@ from typing import Any
 
 from amqtt.plugins.base import BaseAuthPlugin
 
-log = logging.getLogger("netmgr.demo")
+log = logging.getLogger(__name__)
 
 
 class ReservedClientIds(BaseAuthPlugin):

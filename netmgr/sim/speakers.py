@@ -33,7 +33,7 @@ from netmgr.errors import MqttLinkError
 from netmgr.radio import protocol as p
 from netmgr.radio.mqtt import Broker
 
-log = logging.getLogger("netmgr.sim.speakers")
+log = logging.getLogger(__name__)
 
 SEEN_IDS = 512        # command ids a node remembers for idempotency
 DEFAULT_PLAY_S = 30.0  # a play with neither duration_s nor until (a live stream)

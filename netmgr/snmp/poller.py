@@ -34,7 +34,7 @@ from netmgr.snmp.profiles import Profile, Profiles, load_profiles
 from netmgr.snmp.state import ApRuntime, Reach
 from netmgr.snmp.types import OID, VarBind
 
-log = logging.getLogger("netmgr.poller")
+log = logging.getLogger(__name__)
 
 GET_CHUNK = 40
 LATE_AFTER = 5.0

@@ -17,7 +17,7 @@ from netmgr.errors import RecordingError
 from netmgr.snmp import ber
 from netmgr.snmp.types import OID, Tag, VarBind, parse_oid
 
-log = logging.getLogger("netmgr.snmp.snmprec")
+log = logging.getLogger(__name__)
 TYPES = {2: Tag.INTEGER, 4: Tag.OCTET_STRING, 5: Tag.NULL, 6: Tag.OBJECT_IDENTIFIER, 64: Tag.IP_ADDRESS,
          65: Tag.COUNTER32, 66: Tag.GAUGE32, 67: Tag.TIMETICKS, 68: Tag.OPAQUE, 70: Tag.COUNTER64}
 

@@ -20,7 +20,7 @@ from typing import Any
 from netmgr.errors import SnmpBadResponse, SnmpTimeout
 from netmgr.snmp import ber
 
-log = logging.getLogger("netmgr.snmp.transport")
+log = logging.getLogger(__name__)
 
 RCVBUF = 8 * 1024 * 1024
 MAX_DATAGRAM = 65535

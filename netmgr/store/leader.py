@@ -32,7 +32,7 @@ from typing import Any
 
 from sqlalchemy.engine import make_url
 
-log = logging.getLogger("netmgr.leader")
+log = logging.getLogger(__name__)
 
 LEADER = "leader"
 HELD = "standby: another daemon holds the scheduler lock"

@@ -39,7 +39,7 @@ from typing import Any
 
 from netmgr.telemetry.points import SCHEMA, Point
 
-log = logging.getLogger("netmgr.telemetry")
+log = logging.getLogger(__name__)
 
 MAX_STRING = 1024  # characters of a string field value
 MAX_TAG = 256  # characters of a measurement, key or tag value

@@ -128,13 +128,14 @@ def band_of(channel: int | None) -> str:
     return channel_band(channel)[1]
 
 
-# The last network each node reported: a status-change point (no telemetry) keeps the
-# node's series instead of opening a second one without the `net` tag. Bounded by the fleet.
-_last_net: dict[str, str] = {}
-
-
-def speaker_point(node_id: str, zone: str, telemetry: dict[str, Any], online: bool, ts_ns: int) -> Point:
+def speaker_point(node_id: str, zone: str, telemetry: dict[str, Any], online: bool, ts_ns: int,
+                  last_net: dict[str, str] | None = None) -> Point:
     """One ``speaker`` point from a node's telemetry (possibly empty: a status change).
+
+    ``last_net``: the caller's memory of the network each node last reported (node -> net),
+    read and updated here, so that a status-change point (no telemetry) keeps the node's series
+    instead of opening a second one without the ``net`` tag. Without it, such a point has
+    ``net`` "".
 
     ``telemetry`` keys: rssi_dbm, volume, playing (bool), priority (str or None),
     temperature_c, voltage_v, uptime_s, net, firmware, and optionally lat, lon.
@@ -144,9 +145,10 @@ def speaker_point(node_id: str, zone: str, telemetry: dict[str, Any], online: bo
     net = telemetry.get("net")
     if net is not None:
         net = net if net in NETS else "other"
-        _last_net[node_id] = net
+        if last_net is not None:
+            last_net[node_id] = net
     else:
-        net = _last_net.get(node_id, "")
+        net = last_net.get(node_id, "") if last_net is not None else ""
     tags = {"node": node_id, "zone": zone, "district": district_of(zone), "net": net}
     fields: dict[str, Any] = {"online": 1 if online else 0}
     for key in ("rssi_dbm", "temperature_c", "voltage_v", "uptime_s", "lat", "lon"):

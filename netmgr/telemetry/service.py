@@ -50,7 +50,7 @@ if TYPE_CHECKING:
     from netmgr.config import InfluxSettings, Settings
     from netmgr.telemetry.sink import InfluxSink
 
-log = logging.getLogger("netmgr.telemetry")
+log = logging.getLogger(__name__)
 
 SPOOL_DIR = "telemetry-spool"
 RING_FILE = "telemetry.db"

@@ -45,7 +45,7 @@ from typing import Any
 from netmgr.errors import SinkRefused, SinkRetryable
 from netmgr.telemetry.lineproto import drop_field
 
-log = logging.getLogger("netmgr.telemetry")
+log = logging.getLogger(__name__)
 
 # The client gzips at level 9: ~4 µs of CPU per point for bodies ~1.5x smaller than level 1
 # (~0.8 µs per point, still ~11x smaller than plain line protocol). CPU is the scarcer resource.

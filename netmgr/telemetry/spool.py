@@ -44,7 +44,7 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-log = logging.getLogger("netmgr.telemetry")
+log = logging.getLogger(__name__)
 
 MAGIC = b"NMS1"
 HEADER = struct.Struct("<4sIII")

@@ -24,7 +24,6 @@ from support.telemetry import idle, province_points, rows, run_id, running_servi
 from support.waiting import until
 
 from netmgr.errors import SinkRetryable
-from netmgr.telemetry import points as points_mod
 from netmgr.telemetry.lineproto import MAX_TAG, Encoder
 from netmgr.telemetry.points import Point, netmgr_point, speaker_point
 from netmgr.telemetry.sink import InfluxSink
@@ -72,7 +71,6 @@ def compare(influxdb1, db: str, measurement: str, where: str, pts: list[Point]) 
 
 
 def speakers(run: str, n: int, ts: int) -> list[Point]:
-    points_mod._last_net.clear()
     return [speaker_point(f"{run}-{i:03d}", "binh-phuoc/dong-xoai/tan-phu", fleet.speaker_telemetry(i), True,
                           ts + i * 10**6) for i in range(n)]
 

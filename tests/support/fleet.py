@@ -88,11 +88,12 @@ def speaker_points(n: int, ts_ns: int) -> list[Point]:
     """Per node: the birth status (before any telemetry), one telemetry point, a status change."""
     zones = communes()
     out = []
+    nets: dict[str, str] = {}  # as the radio service keeps it: the status change keeps the net
     for i in range(n):
         node, zone = f"spk-{i:04d}", zones[i % len(zones)]
-        out.append(speaker_point(node, zone, {}, True, ts_ns))
-        out.append(speaker_point(node, zone, speaker_telemetry(i), True, ts_ns + 1))
-        out.append(speaker_point(node, zone, {}, False, ts_ns + 2))
+        out.append(speaker_point(node, zone, {}, True, ts_ns, nets))
+        out.append(speaker_point(node, zone, speaker_telemetry(i), True, ts_ns + 1, nets))
+        out.append(speaker_point(node, zone, {}, False, ts_ns + 2, nets))
     return out
 
 

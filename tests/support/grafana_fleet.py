@@ -120,16 +120,17 @@ def _aps(start: int, now: int) -> Iterator[Point]:
 
 
 def _speakers(start: int, now: int) -> Iterator[Point]:
+    nets: dict[str, str] = {}  # as the radio service keeps it: the last will keeps the node's net
     for n, (node, zone, net, lat, lon) in enumerate(SPEAKERS):
         for k, ts in enumerate(range(start + n * SECOND, now, 30 * SECOND)):
             if node == OFFLINE_SPEAKER and ts > now - 30 * MINUTE:
-                yield speaker_point(node, zone, {}, False, ts)  # the last will: a status change
+                yield speaker_point(node, zone, {}, False, ts, nets)  # the last will: a status change
                 break  # an offline node sends nothing more
             playing = (k // 20) % 3 == 0
             yield speaker_point(node, zone, {
                 "rssi_dbm": -70.0 - (n * 3 + k % 11), "volume": 60 + n, "playing": playing,
                 "priority": "normal", "temperature_c": 41.5 + (k % 9), "voltage_v": 12.1 - (k % 4) / 10,
-                "uptime_s": 3600 + 30 * k, "net": net, "firmware": "2.4.1", "lat": lat, "lon": lon}, True, ts)
+                "uptime_s": 3600 + 30 * k, "net": net, "firmware": "2.4.1", "lat": lat, "lon": lon}, True, ts, nets)
 
 
 def _broadcasts(start: int, now: int) -> Iterator[Point]:

@@ -18,7 +18,6 @@ from netmgr.config import Settings
 from netmgr.runtime import DaemonContext
 from netmgr.sdnotify import Notifier
 from netmgr.snmp.points import ap_points
-from netmgr.telemetry import points as points_mod
 from netmgr.telemetry.hub import TelemetryHub
 from netmgr.telemetry.lineproto import MAX_TAG
 from netmgr.telemetry.points import Point, broadcast_point, netmgr_point, speaker_point
@@ -129,7 +128,6 @@ def run_id(tag: str) -> str:
 
 
 def province_points(run: str, ts: int) -> list[Point]:
-    points_mod._last_net.clear()
     pts: list[Point] = []
     for ap in fleet.ap_fleet(30):
         ap.name = f"{run}-{ap.name}"

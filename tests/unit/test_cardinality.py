@@ -17,7 +17,6 @@ from collections import defaultdict
 
 from support import fleet
 
-from netmgr.telemetry import points
 from netmgr.telemetry.lineproto import Encoder, split_line, unescape_name
 
 TAGSET_BOUND = 60_000
@@ -41,7 +40,6 @@ def series_of(pts):
 
 
 def test_province_series_stay_under_the_bound():
-    points._last_net.clear()
     t0 = 1_700_000_000_000_000_000
     pts = fleet.province(10_000, 2_000, t0)
     tagsets, fieldsets = series_of(pts)
@@ -49,14 +47,12 @@ def test_province_series_stay_under_the_bound():
     assert len(tagsets) <= TAGSET_BOUND
     assert len(fieldsets) <= FIELD_SERIES_BOUND
     # A second round (a minute later, speakers on the same networks) adds no series.
-    points._last_net.clear()
     again = fleet.province(10_000, 2_000, t0 + 60 * 10**9)
     tagsets2, fieldsets2 = series_of(pts + again)
     assert tagsets2 == tagsets and fieldsets2 == fieldsets
 
 
 def test_tags_are_the_schemas_and_bounded_by_the_inventory():
-    points._last_net.clear()
     pts = fleet.province(2_000, 500)
     values: dict[tuple[str, str], set[str]] = defaultdict(set)
     for p in pts:

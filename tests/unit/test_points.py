@@ -8,7 +8,6 @@ import pytest
 from support import fleet
 
 from netmgr.snmp.points import ap_points
-from netmgr.telemetry import points
 from netmgr.telemetry.points import (
     SCHEMA,
     band_of,
@@ -93,20 +92,22 @@ def test_up_follows_the_hysteresis_and_the_poll_before_it_decides():
 
 
 def test_speaker_point_fields_and_net_kept_across_status_changes():
-    points._last_net.clear()
+    last_net: dict[str, str] = {}
     tel = fleet.speaker_telemetry(0) | {"playing": True, "priority": "emergency", "net": "4g",
                                         "lat": 11.6, "lon": 106.9}
-    p = speaker_point("n-1", "binh-phuoc/dong-xoai/tan-phu", tel, True, 5)
+    p = speaker_point("n-1", "binh-phuoc/dong-xoai/tan-phu", tel, True, 5, last_net)
     check_schema(p)
     assert p.tags == {"node": "n-1", "zone": "binh-phuoc/dong-xoai/tan-phu", "district": "binh-phuoc/dong-xoai",
                       "net": "4g"}
     assert p.fields["playing"] == 1 and p.fields["priority"] == 3 and p.fields["online"] == 1
     assert p.fields["firmware"] == "2.4.1" and p.fields["lat"] == 11.6
-    off = speaker_point("n-1", "binh-phuoc/dong-xoai/tan-phu", {}, False, 6)
+    off = speaker_point("n-1", "binh-phuoc/dong-xoai/tan-phu", {}, False, 6, last_net)
     assert off.tags["net"] == "4g" and off.fields == {"online": 0}
-    silent = speaker_point("n-1", "z", {"playing": False, "priority": None, "net": "lte"}, True, 7)
+    silent = speaker_point("n-1", "z", {"playing": False, "priority": None, "net": "lte"}, True, 7, last_net)
     assert silent.fields["playing"] == 0 and silent.fields["priority"] == 0 and silent.tags["net"] == "other"
-    unsaid = speaker_point("n-2", "z", {"playing": True, "priority": None}, True, 8)
+    unsaid = speaker_point("n-2", "z", {"playing": True, "priority": None}, True, 8, last_net)
+    # Without a memory, a status change has no network to keep.
+    assert speaker_point("n-1", "z", {}, False, 9).tags["net"] == ""
     assert unsaid.fields["priority"] == 1 and unsaid.tags["net"] == ""
 
 
