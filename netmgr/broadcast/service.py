@@ -313,7 +313,7 @@ class SchedulerService(Service):
             if prog is not None and row.end.replace(tzinfo=UTC) > now:
                 self.stats["resent"] += 1
                 start = row.start.replace(tzinfo=UTC)
-                await self._publish(prog, start, row.id, now, resend=True)
+                await self._publish(prog, start, row.id, now)
                 self.outcomes[row.id] = (prog, start, "late" in row.detail, None)
         for prog, start in self.due(now - CATCH_UP, now):
             oid = occurrence_id(prog, start)
@@ -365,8 +365,7 @@ class SchedulerService(Service):
             log.warning("occurrence sent late program=%s occurrence=%s by %.0fs", prog.id, oid,
                         (now - start).total_seconds())
 
-    async def _publish(self, prog: Any, start: datetime, oid: str, now: datetime, *,
-                       resend: bool = False) -> bool:
+    async def _publish(self, prog: Any, start: datetime, oid: str, now: datetime) -> bool:
         from netmgr.broadcast.schedule import content_url
 
         if not self.leading:
