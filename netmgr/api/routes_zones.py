@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -13,8 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from netmgr import zones
 from netmgr.api.deps import audited_write, page, principal, session
 from netmgr.auth import Principal
-from netmgr.errors import Conflict, ImportRefused, MissingReference, NotFound
-from netmgr.refs import Name, ZonePath
+from netmgr.errors import Conflict, ImportRefused, MissingReference, NotFound, UsageError
+from netmgr.refs import Name, ZoneKind, ZonePath
 from netmgr.store.models import Zone
 
 router = APIRouter(tags=["zones"])
@@ -26,6 +26,10 @@ class ZoneIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     path: ZonePath
     name: Name
+    kind: ZoneKind | None = Field(None, description="devices/zones/kinds.yaml; default: by its place "
+                                  "(a province at the top, a xã under a province, a thôn under a commune)")
+    code: Annotated[str, Field(pattern=r"^[0-9]{2,5}$")] | None = Field(
+        None, description="official unit code (mã đơn vị hành chính): 2 digits a province, 5 a commune")
 
     @field_validator("name")
     @classmethod
@@ -41,15 +45,29 @@ class ImportIn(BaseModel):
 
 
 def zone_out(z: Zone) -> dict[str, Any]:
-    return {"path": z.path, "name": z.name, "level": z.level, "parent": z.parent}
+    k = zones.kinds().by_id.get(z.kind)
+    return {"path": z.path, "name": z.name, "level": z.level, "kind": z.kind,
+            "kind_name": k.vi if k else z.kind, "code": z.code, "parent": z.parent}
+
+
+def stored(z: Zone) -> zones.ZoneRow:
+    return zones.ZoneRow(z.path, z.name, z.kind, z.code)
 
 
 @router.get("/zones")
-async def list_zones(_: Caller, s: Session, under: str | None = None) -> dict[str, Any]:
-    q = select(Zone).order_by(Zone.path)
+async def list_zones(_: Caller, s: Session, under: str | None = None,
+                     q: Annotated[str | None, Query(max_length=100, description=(
+                         "an official code, or words of the name with or without diacritics "
+                         "(`tan phu` finds Tân Phú)"))] = None) -> dict[str, Any]:
+    query = select(Zone).order_by(Zone.path)
     if under:
-        q = q.where(or_(Zone.path == under, Zone.path.startswith(under + "/")))
-    return page([zone_out(z) for z in await s.scalars(q)])
+        query = query.where(or_(Zone.path == under, Zone.path.startswith(under + "/")))
+    found = list(await s.scalars(query))
+    if q is not None and q.strip():
+        words = zones.fold(q).split()
+        found = [z for z in found if z.code == q.strip()
+                 or all(w in zones.fold(z.name) or w in z.path for w in words)]
+    return page([zone_out(z) for z in found])
 
 
 @router.get("/zones/{path:path}")
@@ -69,11 +87,34 @@ async def add_zone(body: ZoneIn, request: Request, who: Caller) -> dict[str, Any
             raise MissingReference(f"body.path: unknown parent zone {parent}; add it first")
         if await s.get(Zone, body.path) is not None:
             raise Conflict(f"zone {body.path} exists")
-        z = Zone(path=body.path, name=body.name, level=zones.level_of(body.path), parent=parent)
+        # The import's rules: a kind for its place, a code of its kind and unique.
+        try:
+            row = zones.new_zone(body.path, body.name, body.kind, body.code,
+                                 await _existing_near(s, body.path, body.code),
+                                 request.app.state.settings.zones.max_depth)
+        except ValueError as e:
+            if body.code is not None and "already the code" in str(e):
+                raise Conflict(f"body.code: {e}") from None
+            raise UsageError(f"body: {e}") from None
+        z = _row(row)
         s.add(z)
         await s.flush()
         out = zone_out(z)
     return out
+
+
+async def _existing_near(s: AsyncSession, path: str, code: str | None) -> dict[str, zones.ZoneRow]:
+    """The stored zones a new zone at ``path`` is checked against: its ancestors, and the zone
+    that has its code."""
+    q = select(Zone).where(Zone.path.in_(zones.ancestors(path)))
+    if code is not None:
+        q = select(Zone).where(or_(Zone.path.in_(zones.ancestors(path)), Zone.code == code))
+    return {z.path: stored(z) for z in await s.scalars(q)}
+
+
+def _row(z: zones.ZoneRow) -> Zone:
+    return Zone(path=z.path, name=z.name, kind=z.kind, level=zones.kinds().get(z.kind).tier, code=z.code,
+                parent=zones.parent_of(z.path))
 
 
 @router.post("/zones/import")
@@ -82,12 +123,13 @@ async def import_zones(body: ImportIn, request: Request, who: Caller) -> dict[st
                              check="writer") as s:
         # Parsed off the event loop: a 5 MB file takes a second or two.
         records = await asyncio.to_thread(zones.parse_zone_file, body.text, body.format)
-        existing = {z.path: z.name for z in await s.scalars(select(Zone))}
-        new = await asyncio.to_thread(zones.check_import, records, existing)
-        for path, _ in new:  # like zone.add: creating a zone is a write in its parent
-            who.require_write(zones.parent_of(path) or path, "zone.import")
-        for path, name in new:
-            s.add(Zone(path=path, name=name, level=zones.level_of(path), parent=zones.parent_of(path)))
+        existing = {z.path: stored(z) for z in await s.scalars(select(Zone))}
+        new = await asyncio.to_thread(zones.check_import, records, existing,
+                                      request.app.state.settings.zones.max_depth)
+        for z in new:  # like zone.add: creating a zone is a write in its parent
+            who.require_write(zones.parent_of(z.path) or z.path, "zone.import")
+        for z in new:
+            s.add(_row(z))
         await s.flush()
     return {"created": len(new), "unchanged": len(records) - len(new)}
 
