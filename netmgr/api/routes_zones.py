@@ -134,4 +134,72 @@ async def import_zones(body: ImportIn, request: Request, who: Caller) -> dict[st
     return {"created": len(new), "unchanged": len(records) - len(new)}
 
 
+class DirectoryIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    format: Literal["csv", "xlsx"]
+    data: str = Field(min_length=1, max_length=8_000_000, json_schema_extra={"pattern": r"\S"},
+                      description="the statistics office's export: the CSV's text, or the .xlsx in base64")
+    province: Annotated[str, Field(pattern=r"^[0-9]{2}$")] | None = Field(
+        None, description="only the units of this province (its 2-digit code)")
+    dry_run: bool = Field(False, description="say what would change, change nothing")
+
+
+def _file_bytes(body: DirectoryIn) -> bytes:
+    if body.format == "csv":
+        return body.data.encode("utf-8")
+    import base64
+    import binascii
+
+    try:
+        return base64.b64decode(body.data, validate=True)
+    except (binascii.Error, ValueError):
+        raise UsageError("body.data: an .xlsx file is sent in base64; this is not base64") from None
+
+
+@router.post("/zones/directory")
+async def import_directory(body: DirectoryIn, request: Request, who: Caller) -> dict[str, Any]:
+    """Codes, names and kinds from the official directory of administrative units (danh mục đơn vị
+    hành chính): units found by code or by name get their code, missing ones are created under
+    their province, differing ones are reported. All or nothing; ``dry_run`` changes nothing."""
+    from netmgr import directory
+
+    # The directory is the province's, so it is the admins' (least privilege: no operator has a
+    # province in scope, and a commune's code comes with its province's).
+    async with audited_write(request, who, "zone.directory", f"{body.format} file", None, check="admin",
+                             detail="dry run" if body.dry_run else "") as s:
+        data = _file_bytes(body)
+        units = await asyncio.to_thread(directory.read_directory, data, body.format, body.province)
+        existing = {z.path: stored(z) for z in await s.scalars(select(Zone))}
+        plan = directory.plan(units, existing)
+        rows = _directory_rows(plan, existing, request.app.state.settings.zones.max_depth)
+        if not body.dry_run:
+            for c in plan.of("set_code"):
+                (await s.get(Zone, c.path)).code = c.code  # type: ignore[union-attr]
+            await s.flush()  # codes first: a created zone may not take one that is being set
+            for row in rows:
+                s.add(_row(row))
+            await s.flush()
+    return {"dry_run": body.dry_run, **plan.to_dict()}
+
+
+def _directory_rows(plan: Any, existing: dict[str, zones.ZoneRow], max_depth: int) -> list[zones.ZoneRow]:
+    """The zones a directory import creates, each checked as `zone add` checks one (its kind under
+    its parent's, its code unique, its depth); ImportRefused with the directory's lines."""
+    known = dict(existing)
+    for c in plan.of("set_code"):
+        known[c.path] = zones.ZoneRow(c.path, known[c.path].name, known[c.path].kind, c.code)
+    rows, problems = [], []
+    for c in plan.of("create"):
+        try:
+            row = zones.new_zone(c.path, c.name, c.kind, c.code, known, max_depth)
+        except ValueError as e:
+            problems.append(f"line {c.line}: {c.path}: {e}")
+            continue
+        known[row.path] = row
+        rows.append(row)
+    if problems:
+        raise ImportRefused("directory import", problems)
+    return rows
+
+
 __all__ = ["ImportRefused", "router"]

@@ -94,3 +94,38 @@ def import_(obj: CliContext, file: Path, fmt: str | None) -> None:
     r = obj.client().post("/api/v1/zones/import", {"format": fmt or detect_format(file.name, text),
                                                    "text": text})
     echo(f"{file}: {r['created']} zones created, {r['unchanged']} unchanged")
+
+
+@zone.command("directory")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--province", help="Only this province's units (its 2-digit code, e.g. 75 for Đồng Nai).")
+@click.option("--dry-run", is_flag=True, help="Say what would change; change nothing.")
+@json_option
+@pass_ctx
+def directory_(obj: CliContext, file: Path, province: str | None, dry_run: bool, as_json: bool) -> None:
+    """Codes, names and kinds from the official directory of administrative units (the statistics
+    office's export, .xlsx or CSV: Tỉnh Thành Phố, Mã TP, Phường Xã, Mã PX, Cấp). Units found by
+    code, or by name under their province, get their code; missing ones are created; ones whose
+    name or kind differs are listed, not changed. All or nothing."""
+    import base64
+
+    raw = file.read_bytes()
+    xlsx = file.suffix.lower() == ".xlsx"
+    body = {"format": "xlsx" if xlsx else "csv", "dry_run": dry_run,
+            "data": base64.b64encode(raw).decode() if xlsx else raw.decode("utf-8-sig", errors="replace")}
+    if province:
+        body["province"] = province
+    r = obj.client().post("/api/v1/zones/directory", body)
+    if as_json:
+        echo_json(r)
+        return
+    n = r["counts"]
+    verb = "would be" if r["dry_run"] else "were"
+    echo(f"{file}: {n['create']} zones {verb} created, {n['set_code']} {verb} given their code, "
+         f"{n['unchanged']} unchanged, {n['differs']} differ")
+    for c in r["changes"]:
+        what = {"create": "create", "set_code": "code", "differs": "differs"}[c["action"]]
+        echo(f"  line {c['line']:>5}  {what:8} {c['code']:>5}  {c['name']} ({c['path']})"
+             + (f": {c['detail']}" if c["detail"] and c["action"] == "differs" else ""))
+    if r["dry_run"]:
+        echo("(dry run: nothing changed; run it again without --dry-run to apply)")

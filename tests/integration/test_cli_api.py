@@ -89,6 +89,16 @@ def test_cli_through_the_api(stack):
     r = netmgr(stack, "zone", "add", "binh-phuoc/dong-phu", "--name", "Đồng Phú", "--kind", "huyen-cu", "--code", "689",
                code=1, server=False)
     assert "code 689 is already the code of binh-phuoc/dong-xoai (HTTP 409)" in r.stderr
+    # The official directory (codes made up for the test): a dry run says what it would do.
+    directory_csv = stack["tmp"] / "danh-muc.csv"
+    directory_csv.write_text("Tỉnh Thành Phố,Mã TP,Phường Xã,Mã PX,Cấp\n"
+                             "Tỉnh Đồng Nai,75,Phường Bình Phước,90001,Phường\n", encoding="utf-8")
+    out = netmgr(stack, "zone", "directory", str(directory_csv), "--dry-run", server=False).stdout
+    assert "2 zones would be created" in out and "create      75  Đồng Nai (dong-nai)" in out
+    assert "(dry run: nothing changed" in out
+    out = netmgr(stack, "zone", "directory", str(directory_csv), server=False).stdout
+    assert "2 zones were created" in out
+    assert "Phường Bình Phước" in netmgr(stack, "zone", "list", "--under", "dong-nai", server=False).stdout
 
     out = netmgr(stack, "user", "add", "an", "--role", "operator", "--zone", COMMUNE_A).stdout
     an = out.split("token (shown once, keep it safe): ")[1].strip()
