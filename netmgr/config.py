@@ -171,6 +171,12 @@ class InfluxSettings(Section):
         return v
 
 
+class ZonesSettings(Section):
+    # 8 is netmgr.zones.MAX_DEPTH, the deepest any path can be (this module is below zones).
+    max_depth: int = Field(6, ge=2, le=8, description="segments of a zone path at most: province, "
+                           "commune, village and groups between them")
+
+
 class BroadcastSettings(Section):
     grace: float = Field(120.0, ge=0, le=3600)
 
@@ -204,6 +210,7 @@ class Settings(Section):
     mqtt: MqttSettings = MqttSettings()
     influxdb: InfluxSettings = InfluxSettings()
     broadcast: BroadcastSettings = BroadcastSettings()
+    zones: ZonesSettings = ZonesSettings()
     media: MediaSettings = MediaSettings()
     grafana: GrafanaSettings = GrafanaSettings()
 

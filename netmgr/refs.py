@@ -21,7 +21,7 @@ from netmgr.text import check_name, check_text
 NODE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 NODE_ID_PATTERN = NODE_ID.pattern
 _SEG = r"[a-z0-9]+(?:-[a-z0-9]+)*"
-ZONE_PATTERN = rf"^{_SEG}(?:/{_SEG}){{0,{len(zones.LEVELS) - 1}}}$"
+ZONE_PATTERN = rf"^{_SEG}(?:/{_SEG}){{0,{zones.MAX_DEPTH - 1}}}$"
 
 
 def check_zone(path: str) -> str:
@@ -44,6 +44,15 @@ ZonePath = Annotated[str, AfterValidator(check_zone),
                      Field(json_schema_extra=ZONE_SCHEMA,
                            description="a zone path: lowercase ASCII slugs joined by '/' "
                            "(e.g. binh-phuoc/dong-xoai/tan-phu)")]
+def check_kind(kind: str) -> str:
+    """``kind`` if it is a zone kind of devices/zones/kinds.yaml, else ValueError listing them."""
+    zones.kinds().get(kind)
+    return kind
+
+
+ZoneKind = Annotated[str, AfterValidator(check_kind),
+                     Field(json_schema_extra={"enum": list(zones.kinds().by_id)},
+                           description="a zone kind (devices/zones/kinds.yaml)")]
 NodeId = Annotated[str, AfterValidator(check_node_id),
                    Field(json_schema_extra=NODE_ID_SCHEMA,
                          description="a speaker node id (its MQTT identity)")]

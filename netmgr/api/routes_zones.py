@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -13,8 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from netmgr import zones
 from netmgr.api.deps import audited_write, page, principal, session
 from netmgr.auth import Principal
-from netmgr.errors import Conflict, ImportRefused, MissingReference, NotFound
-from netmgr.refs import Name, ZonePath
+from netmgr.errors import Conflict, ImportRefused, MissingReference, NotFound, UsageError
+from netmgr.refs import Name, ZoneKind, ZonePath
 from netmgr.store.models import Zone
 
 router = APIRouter(tags=["zones"])
@@ -26,6 +26,10 @@ class ZoneIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     path: ZonePath
     name: Name
+    kind: ZoneKind | None = Field(None, description="devices/zones/kinds.yaml; default: by its place "
+                                  "(a province at the top, a xã under a province, a thôn under a commune)")
+    code: Annotated[str, Field(pattern=r"^[0-9]{2,5}$")] | None = Field(
+        None, description="official unit code (mã đơn vị hành chính): 2 digits a province, 5 a commune")
 
     @field_validator("name")
     @classmethod
@@ -41,15 +45,29 @@ class ImportIn(BaseModel):
 
 
 def zone_out(z: Zone) -> dict[str, Any]:
-    return {"path": z.path, "name": z.name, "level": z.level, "parent": z.parent}
+    k = zones.kinds().by_id.get(z.kind)
+    return {"path": z.path, "name": z.name, "level": z.level, "kind": z.kind,
+            "kind_name": k.vi if k else z.kind, "code": z.code, "parent": z.parent}
+
+
+def stored(z: Zone) -> zones.ZoneRow:
+    return zones.ZoneRow(z.path, z.name, z.kind, z.code)
 
 
 @router.get("/zones")
-async def list_zones(_: Caller, s: Session, under: str | None = None) -> dict[str, Any]:
-    q = select(Zone).order_by(Zone.path)
+async def list_zones(_: Caller, s: Session, under: str | None = None,
+                     q: Annotated[str | None, Query(max_length=100, description=(
+                         "an official code, or words of the name with or without diacritics "
+                         "(`tan phu` finds Tân Phú)"))] = None) -> dict[str, Any]:
+    query = select(Zone).order_by(Zone.path)
     if under:
-        q = q.where(or_(Zone.path == under, Zone.path.startswith(under + "/")))
-    return page([zone_out(z) for z in await s.scalars(q)])
+        query = query.where(or_(Zone.path == under, Zone.path.startswith(under + "/")))
+    found = list(await s.scalars(query))
+    if q is not None and q.strip():
+        words = zones.fold(q).split()
+        found = [z for z in found if z.code == q.strip()
+                 or all(w in zones.fold(z.name) or w in z.path for w in words)]
+    return page([zone_out(z) for z in found])
 
 
 @router.get("/zones/{path:path}")
@@ -69,11 +87,34 @@ async def add_zone(body: ZoneIn, request: Request, who: Caller) -> dict[str, Any
             raise MissingReference(f"body.path: unknown parent zone {parent}; add it first")
         if await s.get(Zone, body.path) is not None:
             raise Conflict(f"zone {body.path} exists")
-        z = Zone(path=body.path, name=body.name, level=zones.level_of(body.path), parent=parent)
+        # The import's rules: a kind for its place, a code of its kind and unique.
+        try:
+            row = zones.new_zone(body.path, body.name, body.kind, body.code,
+                                 await _existing_near(s, body.path, body.code),
+                                 request.app.state.settings.zones.max_depth)
+        except ValueError as e:
+            if body.code is not None and "already the code" in str(e):
+                raise Conflict(f"body.code: {e}") from None
+            raise UsageError(f"body: {e}") from None
+        z = _row(row)
         s.add(z)
         await s.flush()
         out = zone_out(z)
     return out
+
+
+async def _existing_near(s: AsyncSession, path: str, code: str | None) -> dict[str, zones.ZoneRow]:
+    """The stored zones a new zone at ``path`` is checked against: its ancestors, and the zone
+    that has its code."""
+    q = select(Zone).where(Zone.path.in_(zones.ancestors(path)))
+    if code is not None:
+        q = select(Zone).where(or_(Zone.path.in_(zones.ancestors(path)), Zone.code == code))
+    return {z.path: stored(z) for z in await s.scalars(q)}
+
+
+def _row(z: zones.ZoneRow) -> Zone:
+    return Zone(path=z.path, name=z.name, kind=z.kind, level=zones.kinds().get(z.kind).tier, code=z.code,
+                parent=zones.parent_of(z.path))
 
 
 @router.post("/zones/import")
@@ -82,14 +123,83 @@ async def import_zones(body: ImportIn, request: Request, who: Caller) -> dict[st
                              check="writer") as s:
         # Parsed off the event loop: a 5 MB file takes a second or two.
         records = await asyncio.to_thread(zones.parse_zone_file, body.text, body.format)
-        existing = {z.path: z.name for z in await s.scalars(select(Zone))}
-        new = await asyncio.to_thread(zones.check_import, records, existing)
-        for path, _ in new:  # like zone.add: creating a zone is a write in its parent
-            who.require_write(zones.parent_of(path) or path, "zone.import")
-        for path, name in new:
-            s.add(Zone(path=path, name=name, level=zones.level_of(path), parent=zones.parent_of(path)))
+        existing = {z.path: stored(z) for z in await s.scalars(select(Zone))}
+        new = await asyncio.to_thread(zones.check_import, records, existing,
+                                      request.app.state.settings.zones.max_depth)
+        for z in new:  # like zone.add: creating a zone is a write in its parent
+            who.require_write(zones.parent_of(z.path) or z.path, "zone.import")
+        for z in new:
+            s.add(_row(z))
         await s.flush()
     return {"created": len(new), "unchanged": len(records) - len(new)}
+
+
+class DirectoryIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    format: Literal["csv", "xlsx"]
+    data: str = Field(min_length=1, max_length=8_000_000, json_schema_extra={"pattern": r"\S"},
+                      description="the statistics office's export: the CSV's text, or the .xlsx in base64")
+    province: Annotated[str, Field(pattern=r"^[0-9]{2}$")] | None = Field(
+        None, description="only the units of this province (its 2-digit code)")
+    dry_run: bool = Field(False, description="say what would change, change nothing")
+
+
+def _file_bytes(body: DirectoryIn) -> bytes:
+    if body.format == "csv":
+        return body.data.encode("utf-8")
+    import base64
+    import binascii
+
+    try:
+        return base64.b64decode(body.data, validate=True)
+    except (binascii.Error, ValueError):
+        raise UsageError("body.data: an .xlsx file is sent in base64; this is not base64") from None
+
+
+@router.post("/zones/directory")
+async def import_directory(body: DirectoryIn, request: Request, who: Caller) -> dict[str, Any]:
+    """Codes, names and kinds from the official directory of administrative units (danh mục đơn vị
+    hành chính): units found by code or by name get their code, missing ones are created under
+    their province, differing ones are reported. All or nothing; ``dry_run`` changes nothing."""
+    from netmgr import directory
+
+    # The directory is the province's, so it is the admins' (least privilege: no operator has a
+    # province in scope, and a commune's code comes with its province's).
+    async with audited_write(request, who, "zone.directory", f"{body.format} file", None, check="admin",
+                             detail="dry run" if body.dry_run else "") as s:
+        data = _file_bytes(body)
+        units = await asyncio.to_thread(directory.read_directory, data, body.format, body.province)
+        existing = {z.path: stored(z) for z in await s.scalars(select(Zone))}
+        plan = directory.plan(units, existing)
+        rows = _directory_rows(plan, existing, request.app.state.settings.zones.max_depth)
+        if not body.dry_run:
+            for c in plan.of("set_code"):
+                (await s.get(Zone, c.path)).code = c.code  # type: ignore[union-attr]
+            await s.flush()  # codes first: a created zone may not take one that is being set
+            for row in rows:
+                s.add(_row(row))
+            await s.flush()
+    return {"dry_run": body.dry_run, **plan.to_dict()}
+
+
+def _directory_rows(plan: Any, existing: dict[str, zones.ZoneRow], max_depth: int) -> list[zones.ZoneRow]:
+    """The zones a directory import creates, each checked as `zone add` checks one (its kind under
+    its parent's, its code unique, its depth); ImportRefused with the directory's lines."""
+    known = dict(existing)
+    for c in plan.of("set_code"):
+        known[c.path] = zones.ZoneRow(c.path, known[c.path].name, known[c.path].kind, c.code)
+    rows, problems = [], []
+    for c in plan.of("create"):
+        try:
+            row = zones.new_zone(c.path, c.name, c.kind, c.code, known, max_depth)
+        except ValueError as e:
+            problems.append(f"line {c.line}: {c.path}: {e}")
+            continue
+        known[row.path] = row
+        rows.append(row)
+    if problems:
+        raise ImportRefused("directory import", problems)
+    return rows
 
 
 __all__ = ["ImportRefused", "router"]

@@ -52,17 +52,17 @@ class Base(DeclarativeBase):
     type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON, list[str]: JSON}
 
 
-ZONE_LEVELS = ("province", "district", "commune", "village")
-
-
 class Zone(Base):
     """A node of the zone tree; ``path`` is the stable ASCII id, ``name`` the display name."""
 
     __tablename__ = "zones"
+    __table_args__ = (Index("uq_zones_code", "code", unique=True),)
 
     path: Mapped[str] = mapped_column(String(255), primary_key=True)
     name: Mapped[str] = mapped_column(String(255))
-    level: Mapped[str] = mapped_column(String(16))
+    level: Mapped[str] = mapped_column(String(16))  # the tier of its kind (netmgr.zones.TIERS)
+    kind: Mapped[str] = mapped_column(String(16))  # devices/zones/kinds.yaml
+    code: Mapped[str | None] = mapped_column(String(8))  # mã đơn vị hành chính; unique (uq_zones_code)
     parent: Mapped[str | None] = mapped_column(
         String(255), ForeignKey("zones.path", ondelete="RESTRICT"), index=True
     )

@@ -246,3 +246,57 @@ async def test_one_session_per_request(api):
         assert r.status_code == status, r.text
         assert len(log) == transactions, f"{method} {url} as {who}: {len(log)} connection checkouts"
         assert held[1] == 1, f"{method} {url} as {who}: {held[1]} connections held at once"
+
+
+async def test_the_official_directory_creates_and_codes_zones_all_or_nothing(api):
+    """POST /zones/directory (issue 16): refused to an operator (a province is outside any commune),
+    a dry run changes nothing, the import creates the province and its communes with codes and
+    kinds, a second import changes nothing, the .xlsx export gives the same."""
+    import base64
+    import io
+
+    import openpyxl
+
+    client, as_ = api
+    # Đồng Nai (75) after 1 July 2025; the 5-digit codes are made up for the test.
+    text = ("Tỉnh Thành Phố,Mã TP,Phường Xã,Mã PX,Cấp\n"
+            "Tỉnh Đồng Nai,75,Phường Bình Phước,90001,Phường\n"
+            "Tỉnh Đồng Nai,75,Xã Đăk Ơ,90004,Xã\n")
+    body = {"format": "csv", "data": text}
+    r = await client.post("/api/v1/zones/directory", json=body, headers=as_("an"))
+    assert r.status_code == 403, r.text
+    [denied] = [e for e in await audit(client, as_, actor="an") if e["action"] == "zone.directory"]
+    assert denied["outcome"] == "denied"
+    r = await client.post("/api/v1/zones/directory", json=body | {"dry_run": True}, headers=as_("admin"))
+    assert r.status_code == 200, r.text
+    assert r.json()["dry_run"] is True and r.json()["counts"] == {"create": 3, "set_code": 0, "differs": 0,
+                                                                  "unchanged": 0}
+    assert (await client.get("/api/v1/zones", params={"q": "75"}, headers=as_("admin"))).json()["items"] == []
+    r = await client.post("/api/v1/zones/directory", json=body, headers=as_("admin"))
+    assert r.status_code == 200 and r.json()["counts"]["create"] == 3, r.text
+    [province] = (await client.get("/api/v1/zones", params={"q": "75"}, headers=as_("vy"))).json()["items"]
+    assert (province["path"], province["kind"], province["name"]) == ("dong-nai", "tinh", "Đồng Nai")
+    ward = (await client.get("/api/v1/zones/dong-nai/binh-phuoc", headers=as_("vy"))).json()
+    assert (ward["kind"], ward["kind_name"], ward["code"], ward["name"]) == ("phuong", "Phường", "90001",
+                                                                             "Bình Phước")
+    found = (await client.get("/api/v1/zones", params={"q": "dak o"}, headers=as_("vy"))).json()["items"]
+    assert [z["path"] for z in found] == ["dong-nai/dak-o"]  # by name, without diacritics
+    wb = openpyxl.Workbook()
+    for line in text.splitlines():
+        wb.active.append(line.split(","))
+    buf = io.BytesIO()
+    wb.save(buf)
+    r = await client.post("/api/v1/zones/directory", headers=as_("admin"), json={
+        "format": "xlsx", "data": base64.b64encode(buf.getvalue()).decode()})
+    assert r.status_code == 200 and r.json()["counts"] == {"create": 0, "set_code": 0, "differs": 0,
+                                                           "unchanged": 3}, r.text
+    r = await client.post("/api/v1/zones/directory", headers=as_("admin"), json={"format": "xlsx", "data": "%%"})
+    assert r.status_code == 422 and "base64" in r.json()["error"]
+    # A unit whose code a zone holds under another name is reported and left as it is (a rename
+    # keeps history); the rest of the file is applied.
+    r = await client.post("/api/v1/zones/directory", headers=as_("admin"), json={"format": "csv", "data": (
+        text + "Tỉnh Đồng Nai,75,Xã Phú Lý,90011,Xã\n").replace("Xã Đăk Ơ,90004", "Xã Đắk Ơ,90004")})
+    assert r.status_code == 200, r.text
+    assert [(c["action"], c["path"]) for c in r.json()["changes"]] == [
+        ("differs", "dong-nai/dak-o"), ("create", "dong-nai/phu-ly")]
+    assert (await client.get("/api/v1/zones/dong-nai/dak-o", headers=as_("vy"))).json()["name"] == "Đăk Ơ"

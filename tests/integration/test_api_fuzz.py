@@ -45,7 +45,13 @@ SEMANTIC: dict[str, list[tuple[str, str]]] = {
     "POST /api/v1/media": [("the body must be audio that netmgr.media.probe reads",
                             r"(use MP3, Ogg, Opus, FLAC, M4A or WAV|cannot be read|no sound in it|"
                             r"longer than 24 h|cut short)")],
+    "POST /api/v1/zones": [("a kind fits its parent's (devices/zones/kinds.yaml), a code has its kind's "
+                            "digits, the depth is within [zones] max_depth",
+                            r"^body: (a [^\n]+ (must be under|cannot be under|has no official code)|"
+                            r"code '[0-9]+': the official code|nothing goes under|zone \S+ is \d+ levels deep)")],
     "POST /api/v1/zones/import": [("the file must parse, parents first", r"^zone import: refused")],
+    "POST /api/v1/zones/directory": [("the file must be the directory's export (an .xlsx in base64)",
+                                      r"^(directory import: refused|body\.data: an \.xlsx file is sent in base64)")],
     "POST /api/v1/aps/import": [("the file must parse, in existing zones", r"^ap import: refused")],
     "POST /api/v1/speakers/import": [("the file must parse, in existing zones", r"^speaker import: refused")],
     "GET /api/v1/reports": [("to is not before from", r"^--to is before --from$")],

@@ -102,6 +102,12 @@ async def _zone_import(_: ApiStack) -> tuple[str, dict[str, Any]]:
     return "/api/v1/zones/import", {"json": {"format": "csv", "text": f"path,name\n{COMMUNE_A}/ap-{next(_n)},Ấp\n"}}
 
 
+async def _directory(_: ApiStack) -> tuple[str, dict[str, Any]]:
+    n = next(_n)  # a new commune each time; its code is made up
+    return "/api/v1/zones/directory", {"json": {"format": "csv", "data": (
+        f"Tỉnh Thành Phố,Mã TP,Phường Xã,Mã PX,Cấp\nTỉnh Đồng Nai,75,Xã Thử {n},{90000 + n},Xã\n")}}
+
+
 async def _user(_: ApiStack) -> tuple[str, dict[str, Any]]:
     return "/api/v1/users", {"json": {"name": f"u{next(_n)}", "role": "viewer"}}
 
@@ -185,6 +191,7 @@ MATRIX: dict[tuple[str, str], list[tuple[str, Factory]]] = {
     ("POST", "/api/v1/zones"): [("write", fresh("POST", _zone))],
     ("GET", "/api/v1/zones/{path}"): [("read", fixed("GET", f"/api/v1/zones/{COMMUNE_A}"))],
     ("POST", "/api/v1/zones/import"): [("write", fresh("POST", _zone_import))],
+    ("POST", "/api/v1/zones/directory"): [("admin", fresh("POST", _directory))],
     ("GET", "/api/v1/users"): [("admin", fixed("GET", "/api/v1/users"))],
     ("POST", "/api/v1/users"): [("admin", fresh("POST", _user))],
     ("GET", "/api/v1/whoami"): [("read", fixed("GET", "/api/v1/whoami"))],

@@ -67,18 +67,38 @@ def test_cli_through_the_api(stack):
     assert "as root (admin)" in r.stdout
 
     # From here the saved credentials are used (no NETMGR_SERVER/NETMGR_TOKEN).
-    for path, name in [("binh-phuoc", "Bình Phước"), ("binh-phuoc/dong-xoai", "Đồng Xoài"),
-                       (COMMUNE_A, "Tân Phú"), (COMMUNE_B, "Tiến Thành")]:
-        netmgr(stack, "zone", "add", path, "--name", name, server=False)
+    for path, name, more in [("binh-phuoc", "Bình Phước", []),
+                             ("binh-phuoc/dong-xoai", "Đồng Xoài", ["--kind", "huyen-cu", "--code", "689"]),
+                             (COMMUNE_A, "Tân Phú", ["--kind", "phuong"]), (COMMUNE_B, "Tiến Thành", [])]:
+        netmgr(stack, "zone", "add", path, "--name", name, *more, server=False)
     r = netmgr(stack, "zone", "add", COMMUNE_A, "--name", "Tân Phú", code=1, server=False)
     assert f"zone {COMMUNE_A} exists (HTTP 409)" in r.stderr
     r = netmgr(stack, "zone", "add", "binh-phuoc/Dong Phu", "--name", "Đồng Phú", code=2, server=False)
     assert "body.path:" in r.stderr and "(HTTP 422)" in r.stderr
     listed = json.loads(netmgr(stack, "zone", "list", "--json", "--under", "binh-phuoc/dong-xoai",
                                server=False).stdout)
-    assert [(z["path"], z["level"]) for z in listed] == [
-        ("binh-phuoc/dong-xoai", "district"), (COMMUNE_A, "commune"), (COMMUNE_B, "commune")]
-    assert "Tiến Thành" in netmgr(stack, "zone", "list", server=False).stdout  # the tree for people
+    assert [(z["path"], z["level"], z["kind"], z["code"]) for z in listed] == [
+        ("binh-phuoc/dong-xoai", "legacy", "huyen-cu", "689"), (COMMUNE_A, "commune", "phuong", None),
+        (COMMUNE_B, "commune", "xa", None)]  # a commune's default kind: xã
+    tree = netmgr(stack, "zone", "list", server=False).stdout  # the tree for people
+    assert "Xã Tiến Thành" in tree and "Phường Tân Phú" in tree and "689" in tree
+    found = json.loads(netmgr(stack, "zone", "list", "--json", "--search", "tien thanh", server=False).stdout)
+    assert [z["path"] for z in found] == [COMMUNE_B]  # without diacritics
+    assert [z["path"] for z in json.loads(netmgr(stack, "zone", "list", "--json", "--search", "689",
+                                                 server=False).stdout)] == ["binh-phuoc/dong-xoai"]
+    r = netmgr(stack, "zone", "add", "binh-phuoc/dong-phu", "--name", "Đồng Phú", "--kind", "huyen-cu", "--code", "689",
+               code=1, server=False)
+    assert "code 689 is already the code of binh-phuoc/dong-xoai (HTTP 409)" in r.stderr
+    # The official directory (codes made up for the test): a dry run says what it would do.
+    directory_csv = stack["tmp"] / "danh-muc.csv"
+    directory_csv.write_text("Tỉnh Thành Phố,Mã TP,Phường Xã,Mã PX,Cấp\n"
+                             "Tỉnh Đồng Nai,75,Phường Bình Phước,90001,Phường\n", encoding="utf-8")
+    out = netmgr(stack, "zone", "directory", str(directory_csv), "--dry-run", server=False).stdout
+    assert "2 zones would be created" in out and "create      75  Đồng Nai (dong-nai)" in out
+    assert "(dry run: nothing changed" in out
+    out = netmgr(stack, "zone", "directory", str(directory_csv), server=False).stdout
+    assert "2 zones were created" in out
+    assert "Phường Bình Phước" in netmgr(stack, "zone", "list", "--under", "dong-nai", server=False).stdout
 
     out = netmgr(stack, "user", "add", "an", "--role", "operator", "--zone", COMMUNE_A).stdout
     an = out.split("token (shown once, keep it safe): ")[1].strip()
@@ -202,7 +222,7 @@ def test_untrusted_strings_cannot_drive_the_terminal(stack):
         settings, _ = load_settings(stack["env"]["NETMGR_CONFIG"], environ={})
         engine = db.create_engine(settings.database_url)
         async with db.sessionmaker(engine)() as s:
-            s.add(Zone(path="tinh-x", name=hostile, level="province", parent=None))
+            s.add(Zone(path="tinh-x", name=hostile, level="province", kind="tinh", parent=None))
             await s.flush()
             s.add(Speaker(id="loa-evil", zone="tinh-x", name=hostile, model=hostile, tags={"k": hostile}))
             await s.commit()

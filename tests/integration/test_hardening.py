@@ -41,7 +41,7 @@ def radio(mosquitto, inventory):
 
 
 @pytest.mark.parametrize("zone", [COMMUNE_A + "/#", COMMUNE_A + "/+", "\x00", "../../x", COMMUNE_A + "/",
-                                  "binh-phuoc//tan-phu", "a/b/c/d/e"])
+                                  "binh-phuoc//tan-phu", "a/b/c/d/e/f/g/h/i"])
 async def test_command_zones_are_validated_at_the_edge(api, mosquitto, zone):
     async with radio(mosquitto, {NODE_A: COMMUNE_A}) as svc:
         api.app.state.services["radio"] = svc

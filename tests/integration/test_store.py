@@ -42,7 +42,7 @@ async def test_utc_round_trip_and_foreign_keys(engine):
     hanoi = timezone(timedelta(hours=7))
     when = datetime(2026, 12, 1, 6, 0, tzinfo=hanoi)
     async with sessions() as s:
-        s.add(Zone(path="binh-phuoc", name="Bình Phước", level="province"))
+        s.add(Zone(path="binh-phuoc", name="Bình Phước", level="province", kind="tinh"))
         s.add(AuditEntry(ts=when, actor="a", role="admin", action="x", outcome="ok"))
         await s.commit()
     async with sessions() as s:
@@ -133,3 +133,38 @@ def test_a_local_command_says_when_it_migrates_the_store(tmp_path):
     assert f"state store migrated from empty to revision {db.head_revision()}" in first.stderr
     again = add("noc-2")
     assert again.returncode == 0 and "migrated" not in again.stderr, again.stderr
+
+
+async def test_a_pre_2025_tree_gets_its_kinds_on_upgrade(engine):
+    """Migration 0005 (issue 16) on a store with a four-level tree and what points at it: every
+    zone gets the kind its level implied (the district a legacy huyen-cu), level becomes the
+    kind's tier, the speakers and scopes keep their zones, and codes are unique from then on."""
+    await db.upgrade(engine, "0004")
+    naive_now = datetime.now(UTC).replace(tzinfo=None)  # as UTCDateTime stores it
+    tree = [("binh-phuoc", "Bình Phước", "province", None),
+            ("binh-phuoc/dong-xoai", "Đồng Xoài", "district", "binh-phuoc"),
+            ("binh-phuoc/dong-xoai/tan-phu", "Tân Phú", "commune", "binh-phuoc/dong-xoai"),
+            ("binh-phuoc/dong-xoai/tan-phu/ap-1", "Ấp 1", "village", "binh-phuoc/dong-xoai/tan-phu")]
+    async with engine.begin() as c:
+        for path, name, level, parent in tree:
+            await c.execute(text("INSERT INTO zones (path, name, level, parent, created_at) "
+                                 "VALUES (:p, :n, :l, :par, :t)"),
+                            {"p": path, "n": name, "l": level, "par": parent, "t": naive_now})
+        await c.execute(text("INSERT INTO speakers (id, name, zone, tags, model, created_at) "
+                             "VALUES ('loa-1', 'Loa chợ', 'binh-phuoc/dong-xoai/tan-phu', '{}', '', :t)"),
+                        {"t": naive_now})
+    await db.upgrade(engine)
+    async with engine.connect() as c:
+        got = (await c.execute(text("SELECT path, level, kind, code FROM zones ORDER BY path"))).all()
+        speaker_zone = (await c.execute(text("SELECT zone FROM speakers WHERE id = 'loa-1'"))).scalar()
+    assert [tuple(r) for r in got] == [
+        ("binh-phuoc", "province", "tinh", None),
+        ("binh-phuoc/dong-xoai", "legacy", "huyen-cu", None),
+        ("binh-phuoc/dong-xoai/tan-phu", "commune", "xa", None),
+        ("binh-phuoc/dong-xoai/tan-phu/ap-1", "village", "thon", None)]
+    assert speaker_zone == "binh-phuoc/dong-xoai/tan-phu"
+    async with db.sessionmaker(engine)() as s:
+        (await s.get(Zone, "binh-phuoc")).code = "70"
+        (await s.get(Zone, "binh-phuoc/dong-xoai")).code = "70"
+        with pytest.raises(IntegrityError):
+            await s.commit()

@@ -32,7 +32,7 @@ COMMUNE_A = "binh-phuoc/dong-xoai/tan-phu"
 COMMUNE_B = "binh-phuoc/dong-xoai/tien-thanh"
 ZONES_YAML = """\
 - {path: binh-phuoc, name: "Bình Phước"}
-- {path: binh-phuoc/dong-xoai, name: "Đồng Xoài"}
+- {path: binh-phuoc/dong-xoai, name: "Đồng Xoài", kind: huyen-cu}
 - {path: binh-phuoc/dong-xoai/tan-phu, name: "Tân Phú"}
 - {path: binh-phuoc/dong-xoai/tien-thanh, name: "Tiến Thành"}
 """

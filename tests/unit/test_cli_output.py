@@ -36,6 +36,7 @@ from netmgr.humanize import (
     zone_label,
     zone_labels,
 )
+from netmgr.zones import kinds as zone_kinds
 
 HCM = ZoneInfo("Asia/Ho_Chi_Minh")
 WIDTH = 100
@@ -158,6 +159,10 @@ async def test_the_api_tells_its_zone_to_any_reader(tmp_path):
 
 # --- every list and show at 100 columns ----------------------------------------------------------
 
+# The test tree is a pre-2025 one: province / district / commune / village (kinds.yaml).
+OLD_TIERS = ["province", "legacy", "commune", "village"]
+OLD_KINDS = ["tinh", "huyen-cu", "xa", "thon"]
+
 ZONES = [
     ("binh-phuoc", "Bình Phước", None),
     ("binh-phuoc/bu-gia-map", "Bù Gia Mập", "binh-phuoc"),
@@ -273,7 +278,8 @@ def province_routes() -> dict[str, Any]:
     audit = {"id": 6, "ts": iso(NOW - timedelta(minutes=2), 562536), "actor": "can-bo-van-hoa-xa-phu-nghia",
              "role": "operator", "action": "program.add", "target": TITLE, "zone": VILLAGE, "outcome": "denied",
              "detail": "operator 'can-bo-van-hoa-xa-phu-nghia' may not send emergency broadcasts", "remote": "10.0.0.7"}
-    zones = [{"path": p, "name": n, "level": ["province", "district", "commune", "village"][p.count("/")],
+    zones = [{"path": p, "name": n, "level": OLD_TIERS[p.count("/")], "kind": OLD_KINDS[p.count("/")],
+              "kind_name": zone_kinds().get(OLD_KINDS[p.count("/")]).vi, "code": "689" if p.count("/") == 1 else None,
               "parent": par} for p, n, par in ZONES]
     speakers = [speaker_item(i) for i in range(1, 7)]
     return {
@@ -366,8 +372,8 @@ async def seed_zones(url: str) -> None:
     try:
         async with db.sessionmaker(engine)() as s:
             for path, name, parent in ZONES:
-                s.add(Zone(path=path, name=name, level=["province", "district", "commune", "village"][
-                    path.count("/")], parent=parent))
+                s.add(Zone(path=path, name=name, level=OLD_TIERS[path.count("/")],
+                           kind=OLD_KINDS[path.count("/")], parent=parent))
             await s.commit()
     finally:
         await engine.dispose()
