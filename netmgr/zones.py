@@ -389,3 +389,36 @@ def check_import(records: list[Record], existing: dict[str, ZoneRow],
         raise ImportRefused("zone import", problems)
     new = [ZoneRow(r.path, r.name, r.kind or "", r.code) for r in rows if r.path not in existing]
     return sorted(new, key=lambda z: z.path.count("/"))
+
+
+def check_rename(current: ZoneRow, parent_kind: str | None, child_kinds: list[str], name: str,
+                 kind: str | None, code: str | None, code_holder: str | None) -> ZoneRow:
+    """The zone as it is after a rename: its new name, and kind and code when given (a xã
+    becoming a phường keeps its code). ValueError if the new kind does not fit under the parent
+    or over a child, the code is not one of its kind, or ``code_holder`` (the zone that has the
+    code now) is another zone."""
+    ks = kinds()
+    name = normalize_name(name)
+    new_kind = kind or current.kind
+    k = ks.check_place(new_kind, parent_kind)
+    for child in sorted(set(child_kinds)):
+        ks.check_place(child, new_kind)
+    new_code = current.code if code is None else (code or None)
+    if new_code is not None and new_code != current.code:
+        k.check_code(new_code)
+        if code_holder is not None and code_holder != current.path:
+            raise ValueError(f"code {new_code} is already the code of {code_holder}")
+    elif new_code is not None and kind is not None:
+        k.check_code(new_code)  # the kept code must suit the new kind
+    if (name, new_kind, new_code) == (current.name, current.kind, current.code):
+        raise ValueError("nothing to change: give a new name, kind or code")
+    return ZoneRow(current.path, name, new_kind, new_code)
+
+
+def name_in_force(history: list[tuple[Any, str]], current: str, when: Any) -> str:
+    """The name a zone had at ``when``: ``history`` is its (valid_until, name) pairs, in any order;
+    past the last one, the current name."""
+    for until, name in sorted(history):
+        if when < until:
+            return name
+    return current

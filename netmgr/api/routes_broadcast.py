@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from netmgr.api import schemas
 from netmgr.api.deps import audited_write, page, principal, session
+from netmgr.api.routes_zones import names_in_force
 from netmgr.api.services import Svc, services
 from netmgr.auth import Principal
 from netmgr.errors import Conflict, Forbidden, MissingReference, NotFound, UsageError
@@ -376,10 +377,13 @@ async def report(request: Request, who: Caller, s: Session,
     rows = [(o, p) for o, p in (await s.execute(q)).all()
             if (not zone or overlaps(p.zone, zone)) and who.may_read_overlapping(p.zone)]
     sums = await occurrence_summaries(s, [o.id for o, _ in rows])
+    name_at = await names_in_force(s, {p.zone for _, p in rows})
     items = []
     for o, p in rows:
         item = occurrence_out(o, sums.get(o.id, {}), tz)
-        item.update(program=p.id, title=p.title, zone=p.zone, priority=p.priority)
+        # The commune's name on the day (a renamed or merged commune's report keeps its old name).
+        item.update(program=p.id, title=p.title, zone=p.zone, zone_name=name_at(p.zone, o.start),
+                    priority=p.priority)
         item.pop("detail", None)
         items.append(item)
     totals = {k: sum(i[k] for i in items) for k in ("targets", "played", "failed", "offline", "expired")}

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy import or_, select
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from netmgr import zones
@@ -15,7 +17,7 @@ from netmgr.api.deps import audited_write, page, principal, session
 from netmgr.auth import Principal
 from netmgr.errors import Conflict, ImportRefused, MissingReference, NotFound, UsageError
 from netmgr.refs import Name, ZoneKind, ZonePath
-from netmgr.store.models import Zone
+from netmgr.store.models import Zone, ZoneName
 
 router = APIRouter(tags=["zones"])
 Caller = Annotated[Principal, Depends(principal)]
@@ -72,10 +74,85 @@ async def list_zones(_: Caller, s: Session, under: str | None = None,
 
 @router.get("/zones/{path:path}")
 async def get_zone(path: str, _: Caller, s: Session) -> dict[str, Any]:
+    """A zone, with the names it had before (each valid until a moment)."""
     z = await s.get(Zone, path)
     if z is None:
         raise NotFound(f"zone {path} not found")
-    return zone_out(z)
+    history = await s.scalars(select(ZoneName).where(ZoneName.path == path).order_by(ZoneName.valid_until))
+    return zone_out(z) | {"history": [{"name": h.name, "kind": h.kind, "code": h.code,
+                                       "valid_until": h.valid_until.isoformat(), "changed_by": h.changed_by}
+                                      for h in history]}
+
+
+class RenameIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: Name
+    kind: ZoneKind | None = Field(None, description="a new kind (a xã becoming a phường keeps its code)")
+    code: Annotated[str, Field(pattern=r"^([0-9]{2,5})?$")] | None = Field(
+        None, description="a new official code; an empty string removes it")
+    effective: AwareDatetime | None = Field(
+        None, description="when the new name took effect (default: now; e.g. 2025-07-01T00:00:00+07:00); "
+        "reports of earlier times show the old name")
+    dry_run: bool = False
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        return zones.normalize_name(v)
+
+
+@router.patch("/zones/{path:path}")
+async def rename_zone(path: ZonePath, body: RenameIn, request: Request, who: Caller) -> dict[str, Any]:
+    """Rename a zone (and change its kind or code), keeping what it was called until when: reports
+    of earlier days show the names then in force. The path, topics and scopes do not change."""
+    from datetime import UTC, datetime
+
+    parent = zones.parent_of(path)
+    # Like zone.add: the zone is its parent's (an operator may rename villages of their commune).
+    async with audited_write(request, who, "zone.rename", path, parent or path,
+                             detail=f"name={body.name}") as s:
+        z = await s.get(Zone, path)
+        if z is None:
+            raise NotFound(f"zone {path} not found")
+        now = datetime.now(UTC)
+        effective = (body.effective or now).astimezone(UTC)
+        last = await s.scalar(select(func.max(ZoneName.valid_until)).where(ZoneName.path == path))
+        if effective > now or effective.year < 2000 or (last is not None and effective <= last):
+            raise UsageError(f"body.effective: {effective.isoformat()} must be in the past"
+                             + (f" and after the last rename ({last.isoformat()})" if last else ""))
+        parent_kind = (await s.get(Zone, parent)).kind if parent else None  # type: ignore[union-attr]
+        children = list(await s.scalars(select(Zone.kind).where(Zone.parent == path)))
+        holder = await s.scalar(select(Zone.path).where(Zone.code == body.code)) if body.code else None
+        try:
+            new = zones.check_rename(stored(z), parent_kind, children, body.name, body.kind, body.code,
+                                     holder)
+        except ValueError as e:
+            if "already the code" in str(e):
+                raise Conflict(f"body.code: {e}") from None
+            raise UsageError(f"body: {e}") from None
+        before = zone_out(z)
+        if not body.dry_run:
+            s.add(ZoneName(path=path, name=z.name, kind=z.kind, code=z.code, valid_until=effective,
+                           changed_by=who.name))
+            z.name, z.kind, z.code = new.name, new.kind, new.code
+            z.level = zones.kinds().get(new.kind).tier
+            await s.flush()
+        after = zone_out(z) if not body.dry_run else {**before, **zone_out(_row(new))}
+    return {"dry_run": body.dry_run, "before": before, "after": after, "effective": effective.isoformat()}
+
+
+async def names_in_force(s: AsyncSession, paths: set[str]) -> Callable[[str, datetime], str | None]:
+    """``name_at(path, when)``: the name each of ``paths`` had at a moment (reports of past days)."""
+    current = {z.path: z.name for z in await s.scalars(select(Zone).where(Zone.path.in_(paths)))}
+    history: dict[str, list[tuple[datetime, str]]] = {}
+    for h in await s.scalars(select(ZoneName).where(ZoneName.path.in_(paths))):
+        history.setdefault(h.path, []).append((h.valid_until, h.name))
+
+    def name_at(path: str, when: datetime) -> str | None:
+        if path not in current:
+            return None
+        return zones.name_in_force(history.get(path, []), current[path], when)
+    return name_at
 
 
 @router.post("/zones", status_code=201)

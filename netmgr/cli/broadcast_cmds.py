@@ -283,7 +283,9 @@ def report(obj: CliContext, from_: str, to: str, zone: str | None, as_csv: bool,
         sys.stdout.write(buf.getvalue())
         return
     tz = obj.tz()
-    rows = [{**occurrence_row(o, tz), "zone_name": obj.zone_name(o.get("zone"))} for o in r["items"]]
+    # The name in force on the day (the API's), else today's.
+    rows = [{**occurrence_row(o, tz), "zone_name": o.get("zone_name") or obj.zone_name(o.get("zone"))}
+            for o in r["items"]]
     print_table(rows, [*OCCURRENCE_COLUMNS[:1], ("title", "title", "essential"), *OCCURRENCE_COLUMNS[1:6],
                        ("zone_name", "zone"), ("priority", "priority"), ("program", "program", "wide"),
                        *OCCURRENCE_COLUMNS[6:]], title=f"broadcasts {from_} to {to}", wide=wide, tz=tz)

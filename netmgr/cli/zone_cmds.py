@@ -77,8 +77,16 @@ def show(obj: CliContext, path: str, as_json: bool) -> None:
     """Show one zone."""
     emit(obj.client().get(f"/api/v1/zones/{path}"), as_json, lambda z: print_fields(
         [("path", z["path"]), ("name", z["name"]), ("kind", f"{z['kind_name']} ({z['kind']})"),
-         ("code", z["code"]),
+         ("code", z["code"]), ("before", _earlier_names(obj, z.get("history") or [])),
          ("parent", z["parent"] and f"{obj.zone_name(z['parent'])} ({z['parent']})")], width=7))
+
+
+def _earlier_names(obj: CliContext, history: list[dict[str, str]]) -> str:
+    """``Tân Phú (until 2025-07-01 00:00:00)``, the latest first."""
+    from netmgr.humanize import format_time
+
+    tz = obj.tz() if history else None
+    return "; ".join(f"{h['name']} (until {format_time(h['valid_until'], tz)})" for h in reversed(history))
 
 
 @zone.command("import")
@@ -129,3 +137,42 @@ def directory_(obj: CliContext, file: Path, province: str | None, dry_run: bool,
              + (f": {c['detail']}" if c["detail"] and c["action"] == "differs" else ""))
     if r["dry_run"]:
         echo("(dry run: nothing changed; run it again without --dry-run to apply)")
+
+
+@zone.command("rename")
+@click.argument("path")
+@click.option("--name", required=True, help='The new display name, with diacritics (e.g. "Bình Phước").')
+@click.option("--kind", help="A new kind (e.g. phuong: a xã that became a phường keeps its code).")
+@click.option("--code", help='A new official code ("" removes it).')
+@click.option("--effective", help="When the new name took effect: a day (2025-07-01, from midnight in the "
+              "daemon's time zone) or a time with its offset; default now. Reports of earlier days keep "
+              "the old name.")
+@click.option("--dry-run", is_flag=True, help="Show the zone before and after; change nothing.")
+@json_option
+@pass_ctx
+def rename(obj: CliContext, path: str, name: str, kind: str | None, code: str | None, effective: str | None,
+           dry_run: bool, as_json: bool) -> None:
+    """Rename the zone PATH (its path, topics and scopes stay); its earlier name is kept with the
+    time it ended."""
+    from datetime import datetime
+
+    body: dict[str, object] = {"name": name, "dry_run": dry_run}
+    if kind:
+        body["kind"] = kind
+    if code is not None:
+        body["code"] = code
+    if effective:
+        try:
+            when = datetime.fromisoformat(effective)
+        except ValueError:
+            raise click.BadParameter(f"{effective!r}: give a day (2025-07-01) or a time with its offset "
+                                     "(2025-07-01T00:00:00+07:00)", param_hint="--effective") from None
+        body["effective"] = (when if when.tzinfo else when.replace(tzinfo=obj.tz())).isoformat()
+    r = obj.client().request("PATCH", f"/api/v1/zones/{path}", json=body)
+    if as_json:
+        echo_json(r)
+        return
+    b, a = r["before"], r["after"]
+    verb = "would become" if r["dry_run"] else "is now"
+    echo(f"{b['kind_name']} {b['name']} ({path}) {verb} {a['kind_name']} {a['name']}"
+         + (f", code {a['code']}" if a["code"] else "") + f", from {r['effective']}")

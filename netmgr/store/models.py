@@ -69,6 +69,21 @@ class Zone(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class ZoneName(Base):
+    """A name (and kind and code) a zone had until ``valid_until``: reports of earlier days show
+    the names in force on them (issue 16). The zone's current name is in ``zones``."""
+
+    __tablename__ = "zone_names"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    path: Mapped[str] = mapped_column(String(255), ForeignKey("zones.path", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(255))
+    kind: Mapped[str] = mapped_column(String(16))
+    code: Mapped[str | None] = mapped_column(String(8))
+    valid_until: Mapped[datetime] = mapped_column()
+    changed_by: Mapped[str] = mapped_column(String(64))
+
+
 class User(Base):
     """An API user. The token is kept only as its SHA-256 hash."""
 

@@ -300,3 +300,62 @@ async def test_the_official_directory_creates_and_codes_zones_all_or_nothing(api
     assert [(c["action"], c["path"]) for c in r.json()["changes"]] == [
         ("differs", "dong-nai/dak-o"), ("create", "dong-nai/phu-ly")]
     assert (await client.get("/api/v1/zones/dong-nai/dak-o", headers=as_("vy"))).json()["name"] == "Đăk Ơ"
+
+
+async def test_a_renamed_commune_keeps_its_old_name_for_the_days_before(api):
+    """PATCH /zones/{path} (issue 16): a xã that became a phường on 1 July 2025 under a new name
+    keeps its path, scopes and speakers; GET shows the name it had until then, and a report of
+    a day before shows the old name, one after the new. Refusals: out of scope (audited), a kind
+    out of place, a code another zone has, a time in the future, nothing to change."""
+    from datetime import UTC, datetime
+
+    from netmgr.store.models import OccurrenceRow, ProgramRow
+
+    client, as_ = api
+    july = "2025-07-01T00:00:00+07:00"
+    sessions = db.sessionmaker(client.engine)
+    async with sessions() as s:
+        prog = ProgramRow(title="Bản tin sáng", zone=COMMUNE_A, priority="normal", data={}, created_by="root")
+        s.add(prog)
+        await s.flush()
+        # 30 June and 2 July 2025 at 06:00 in Asia/Ho_Chi_Minh (23:00 UTC the day before).
+        for oid, start in (("occ-30", datetime(2025, 6, 29, 23, tzinfo=UTC)),
+                           ("occ-2", datetime(2025, 7, 1, 23, tzinfo=UTC))):
+            s.add(OccurrenceRow(id=oid, program_id=prog.id, start=start, end=start, state="sent", targets=1))
+        await s.commit()
+    r = await client.patch(f"/api/v1/zones/{COMMUNE_B}", json={"name": "X"}, headers=as_("an"))
+    assert r.status_code == 403
+    assert [e["outcome"] for e in await audit(client, as_, actor="an") if e["action"] == "zone.rename"] == ["denied"]
+    for body, status, message in [
+        ({"name": "Bình Phước", "kind": "tinh"}, 422, "a province (Tỉnh) cannot be under a district"),
+        ({"name": "Bình Phước", "code": "689"}, 422, "has 5 digits"),
+        ({"name": "Bình Phước", "effective": "2999-01-01T00:00:00+07:00"}, 422, "must be in the past"),
+        ({"name": "Tân Phú"}, 422, "nothing to change"),
+    ]:
+        r = await client.patch(f"/api/v1/zones/{COMMUNE_A}", json=body, headers=as_("admin"))
+        assert r.status_code == status and message in r.json()["error"], (body, r.text)
+    r = await client.patch(f"/api/v1/zones/{COMMUNE_A}", headers=as_("admin"), json={
+        "name": "Bình Phước", "kind": "phuong", "code": "90001", "effective": july, "dry_run": True})
+    assert r.status_code == 200 and r.json()["after"]["name"] == "Bình Phước", r.text
+    assert (await client.get(f"/api/v1/zones/{COMMUNE_A}", headers=as_("vy"))).json()["name"] == "Tân Phú"
+    r = await client.patch(f"/api/v1/zones/{COMMUNE_A}", headers=as_("an"), json={
+        "name": "Bình Phước", "kind": "phuong", "code": "90001", "effective": july})
+    assert r.status_code == 403  # a commune belongs to its parent: the operator cannot rename it
+    r = await client.patch(f"/api/v1/zones/{COMMUNE_A}", headers=as_("admin"), json={
+        "name": "Bình Phước", "kind": "phuong", "code": "90001", "effective": july})
+    assert r.status_code == 200, r.text
+    z = (await client.get(f"/api/v1/zones/{COMMUNE_A}", headers=as_("vy"))).json()
+    assert (z["name"], z["kind"], z["code"]) == ("Bình Phước", "phuong", "90001")
+    assert [(h["name"], h["kind"], h["valid_until"][:19]) for h in z["history"]] == [
+        ("Tân Phú", "xa", "2025-06-30T17:00:00")]
+    r = await client.get("/api/v1/reports", params={"from": "2025-06-29", "to": "2025-07-03"},
+                         headers=as_("an"))  # the operator's scope did not move
+    assert r.status_code == 200, r.text
+    assert [(i["id"], i["zone"], i["zone_name"]) for i in r.json()["items"]] == [
+        ("occ-30", COMMUNE_A, "Tân Phú"), ("occ-2", COMMUNE_A, "Bình Phước")]
+    r = await client.patch(f"/api/v1/zones/{COMMUNE_B}", json={"name": "Tiến Thành", "code": "90001",
+                                                               "kind": "phuong"}, headers=as_("admin"))
+    assert r.status_code == 409 and f"already the code of {COMMUNE_A}" in r.json()["error"]
+    r = await client.patch(f"/api/v1/zones/{COMMUNE_A}", headers=as_("admin"), json={
+        "name": "Bình Phước 2", "effective": "2025-06-01T00:00:00+07:00"})
+    assert r.status_code == 422 and "after the last rename" in r.json()["error"]

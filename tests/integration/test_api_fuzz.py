@@ -49,6 +49,9 @@ SEMANTIC: dict[str, list[tuple[str, str]]] = {
                             "digits, the depth is within [zones] max_depth",
                             r"^body: (a [^\n]+ (must be under|cannot be under|has no official code)|"
                             r"code '[0-9]+': the official code|nothing goes under|zone \S+ is \d+ levels deep)")],
+    "PATCH /api/v1/zones/{path}": [("the new kind fits the parent and the children, the code has its kind's "
+                                    "digits, the time is past and after the last rename, something changes",
+                                    r"^body(\.effective)?: ")],
     "POST /api/v1/zones/import": [("the file must parse, parents first", r"^zone import: refused")],
     "POST /api/v1/zones/directory": [("the file must be the directory's export (an .xlsx in base64)",
                                       r"^(directory import: refused|body\.data: an \.xlsx file is sent in base64)")],

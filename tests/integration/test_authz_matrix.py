@@ -102,6 +102,12 @@ async def _zone_import(_: ApiStack) -> tuple[str, dict[str, Any]]:
     return "/api/v1/zones/import", {"json": {"format": "csv", "text": f"path,name\n{COMMUNE_A}/ap-{next(_n)},Ấp\n"}}
 
 
+async def _zone_rename(st: ApiStack) -> tuple[str, dict[str, Any]]:
+    n = next(_n)  # a village of the operator's commune, renamed: its parent is in the operator's zones
+    path = (await admin(st, "POST", "/api/v1/zones", json={"path": f"{COMMUNE_A}/ap-{n}", "name": f"Ấp {n}"}))["path"]
+    return f"/api/v1/zones/{path}", {"json": {"name": f"Ấp {n} mới"}}
+
+
 async def _directory(_: ApiStack) -> tuple[str, dict[str, Any]]:
     n = next(_n)  # a new commune each time; its code is made up
     return "/api/v1/zones/directory", {"json": {"format": "csv", "data": (
@@ -192,6 +198,7 @@ MATRIX: dict[tuple[str, str], list[tuple[str, Factory]]] = {
     ("GET", "/api/v1/zones/{path}"): [("read", fixed("GET", f"/api/v1/zones/{COMMUNE_A}"))],
     ("POST", "/api/v1/zones/import"): [("write", fresh("POST", _zone_import))],
     ("POST", "/api/v1/zones/directory"): [("admin", fresh("POST", _directory))],
+    ("PATCH", "/api/v1/zones/{path}"): [("write", fresh("PATCH", _zone_rename))],
     ("GET", "/api/v1/users"): [("admin", fixed("GET", "/api/v1/users"))],
     ("POST", "/api/v1/users"): [("admin", fresh("POST", _user))],
     ("GET", "/api/v1/whoami"): [("read", fixed("GET", "/api/v1/whoami"))],

@@ -99,6 +99,17 @@ def test_cli_through_the_api(stack):
     out = netmgr(stack, "zone", "directory", str(directory_csv), server=False).stdout
     assert "2 zones were created" in out
     assert "Phường Bình Phước" in netmgr(stack, "zone", "list", "--under", "dong-nai", server=False).stdout
+    # Tiến Thành became part of phường Đồng Xoài on 1 July 2025: a rename keeps the old name.
+    out = netmgr(stack, "zone", "rename", COMMUNE_B, "--name", "Đồng Xoài", "--kind", "phuong",
+                 "--effective", "2025-07-01", "--dry-run", server=False).stdout
+    assert f"Xã Tiến Thành ({COMMUNE_B}) would become Phường Đồng Xoài, from 2025-06-30T17:00:00+00:00" in out
+    netmgr(stack, "zone", "rename", COMMUNE_B, "--name", "Đồng Xoài", "--kind", "phuong",
+           "--effective", "2025-07-01", server=False)
+    shown = json.loads(netmgr(stack, "zone", "show", COMMUNE_B, "--json", server=False).stdout)
+    assert (shown["name"], [h["name"] for h in shown["history"]]) == ("Đồng Xoài", ["Tiến Thành"])
+    assert "Tiến Thành (until 2025-07-01 00:00:00)" in netmgr(stack, "zone", "show", COMMUNE_B, server=False).stdout
+    r = netmgr(stack, "zone", "rename", COMMUNE_B, "--name", "X", "--effective", "1 July", code=2, server=False)
+    assert "--effective" in r.stderr
 
     out = netmgr(stack, "user", "add", "an", "--role", "operator", "--zone", COMMUNE_A).stdout
     an = out.split("token (shown once, keep it safe): ")[1].strip()
