@@ -158,7 +158,9 @@ def create_app(settings: Any, sessions: Any, health: Callable[[], dict[str, Any]
         if not allow:
             for p, ops in app.openapi()["paths"].items():
                 methods = {m.upper() for m in ops} | ({"HEAD"} if "get" in ops else set())
-                allow.append((compile_path(p)[0], methods))
+                # The document drops Starlette's ":path" convertor; a zone path (the one parameter
+                # netmgr routes with it, always named "path") spans slashes.
+                allow.append((compile_path(p.replace("{path}", "{path:path}"))[0], methods))
         return {m for rx, ms in allow if rx.match(path) for m in ms}
 
     @app.exception_handler(StarletteHTTPException)

@@ -159,6 +159,21 @@ class TextContent(_Strict):
 Content = Annotated[MediaContent | UrlContent | TextContent, Field(discriminator="kind")]
 
 
+def _strings(v: Any, what: str, each: str) -> list[str]:
+    """A list of strings as given (one string is a list of one; null is none); ValueError naming
+    ``what`` for anything else (a number where a list belongs was a 500 once: the fuzzer's)."""
+    if v is None:
+        return []
+    if isinstance(v, str):
+        return [v]
+    if not isinstance(v, list | tuple):
+        raise ValueError(f"{what} must be a list, each {each}; got {type(v).__name__}")
+    for x in v:
+        if not isinstance(x, str):
+            raise ValueError(f"{what}: {x!r} must be {each}")
+    return list(v)
+
+
 class Targets(_Strict):
     """Zone paths (each reaching every speaker below it) and/or single speaker ids."""
 
@@ -168,26 +183,14 @@ class Targets(_Strict):
     @field_validator("zones", mode="before")
     @classmethod
     def _check_zones(cls, v: Any) -> tuple[str, ...]:
-        if isinstance(v, str):
-            v = [v]
-        out = set()
-        for z in v or ():
-            if not isinstance(z, str):
-                raise ValueError(f"zone {z!r} must be a zone path such as binh-phuoc/dong-xoai")
-            out.add(check_zone(z.strip().strip("/")))
-        return tuple(sorted(out))
+        return tuple(sorted({check_zone(z.strip().strip("/")) for z in _strings(
+            v, "zones", "a zone path such as binh-phuoc/dong-xoai")}))
 
     @field_validator("speakers", mode="before")
     @classmethod
     def _check_speakers(cls, v: Any) -> tuple[str, ...]:
-        if isinstance(v, str):
-            v = [v]
-        out = set()
-        for s in v or ():
-            if not isinstance(s, str):
-                raise ValueError(f"speaker id {s!r} must be a string; see `netmgr speaker list`")
-            out.add(check_node_id(s.strip()))
-        return tuple(sorted(out))
+        return tuple(sorted({check_node_id(x.strip()) for x in _strings(
+            v, "speakers", "a speaker id (see `netmgr speaker list`)")}))
 
     @model_validator(mode="after")
     def _not_empty(self) -> Targets:

@@ -36,6 +36,11 @@ def prog(pid: int | None = None, **kw):
     ({"content": {"kind": "url", "url": "ftp://x/a.mp3"}}, "http"),
     ({"targets": {}}, "no targets"),
     ({"targets": {"zones": ["Bình Phước"]}}, "zone"),
+    # A number where a list belongs was a 500 (TypeError) the fuzzer found; 0.0 passed as "none".
+    ({"targets": {"zones": -4.8e-193}}, "zones must be a list, each a zone path"),
+    ({"targets": {"zones": 0.0, "speakers": [A]}}, "zones must be a list"),
+    ({"targets": {"speakers": {"a": 1}}}, "speakers must be a list, each a speaker id"),
+    ({"targets": {"zones": [A, 7]}}, "zones: 7 must be a zone path"),
 ])
 def test_bad_input_is_refused_with_a_clear_message(change, message) -> None:
     with pytest.raises(UsageError) as e:
