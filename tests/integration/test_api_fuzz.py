@@ -55,6 +55,9 @@ SEMANTIC: dict[str, list[tuple[str, str]]] = {
     "POST /api/v1/zones/import": [("the file must parse, parents first", r"^zone import: refused")],
     "POST /api/v1/zones/directory": [("the file must be the directory's export (an .xlsx in base64)",
                                       r"^(directory import: refused|body\.data: an \.xlsx file is sent in base64)")],
+    "POST /api/v1/aps": [("an SNMPv3 key of 8 code points two of which are the halves of one character: "
+                          "JSON joins a surrogate pair, and the key the API reads has 7 (RFC 3414 wants 8)",
+                          r"SNMPv3 keys must be at least 8 characters \(RFC 3414\)$")],
     "POST /api/v1/aps/import": [("the file must parse, in existing zones", r"^ap import: refused")],
     "POST /api/v1/speakers/import": [("the file must parse, in existing zones", r"^speaker import: refused")],
     "GET /api/v1/reports": [("to is not before from", r"^--to is before --from$")],
