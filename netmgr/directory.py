@@ -206,12 +206,18 @@ def read_directory(data: bytes, fmt: str, province: str | None = None) -> list[U
 def plan(units: list[Unit], existing: dict[str, ZoneRow]) -> Plan:
     """What importing ``units`` into the stored zones (path -> ZoneRow) would change."""
     by_code = {z.code: z for z in existing.values() if z.code}
+    # Zones without a code by (tier, folded name), folded once: a national directory is 3,321
+    # units against as many zones.
+    uncoded: dict[tuple[str, str], list[ZoneRow]] = {}
+    for z in existing.values():
+        if not z.code:
+            uncoded.setdefault((kinds().get(z.kind).tier, fold(z.name)), []).append(z)
     paths: dict[str, str] = {}  # unit code -> the zone path it is (or will be)
     taken = set(existing)
     out = Plan()
     for u in units:
         parent = None if u.province_code is None else paths.get(u.province_code)
-        z = by_code.get(u.code) or _by_name(u, parent, existing)
+        z = by_code.get(u.code) or _by_name(u, parent, uncoded)
         if z is None:
             path = _new_path(u, parent, taken)
             taken.add(path)
@@ -234,14 +240,10 @@ def plan(units: list[Unit], existing: dict[str, ZoneRow]) -> Plan:
     return out
 
 
-def _by_name(u: Unit, parent: str | None, existing: dict[str, ZoneRow]) -> ZoneRow | None:
+def _by_name(u: Unit, parent: str | None, uncoded: dict[tuple[str, str], list[ZoneRow]]) -> ZoneRow | None:
     """A zone without a code that is this unit by name: a province at the top, a commune-level
     zone anywhere under the unit's province (under a legacy district too)."""
-    want = fold(u.name)
-    tier = kinds().get(u.kind).tier
-    for z in existing.values():
-        if z.code or fold(z.name) != want or kinds().get(z.kind).tier != tier:
-            continue
+    for z in uncoded.get((kinds().get(u.kind).tier, fold(u.name)), []):
         if parent is None and parent_of(z.path) is None:
             return z
         if parent is not None and z.path.startswith(parent + "/"):

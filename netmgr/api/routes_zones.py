@@ -183,9 +183,8 @@ async def add_zone(body: ZoneIn, request: Request, who: Caller) -> dict[str, Any
 async def _existing_near(s: AsyncSession, path: str, code: str | None) -> dict[str, zones.ZoneRow]:
     """The stored zones a new zone at ``path`` is checked against: its ancestors, and the zone
     that has its code."""
-    q = select(Zone).where(Zone.path.in_(zones.ancestors(path)))
-    if code is not None:
-        q = select(Zone).where(or_(Zone.path.in_(zones.ancestors(path)), Zone.code == code))
+    near = Zone.path.in_(zones.ancestors(path))
+    q = select(Zone).where(near if code is None else or_(near, Zone.code == code))
     return {z.path: stored(z) for z in await s.scalars(q)}
 
 
